@@ -1,0 +1,299 @@
+"""The emomix command line: a thin Typer skin over the library.
+
+Each command parses and validates its options, calls one library function, and renders the
+library's :class:`~emomix_cli.errors.EmomixError` as one red line with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import EmomixError
+
+console = Console(stderr=True)
+app = typer.Typer(
+    name="emomix",
+    help="Emotional text-to-speech with mixed emotions and controllable intensity (EmoMix).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+train_app = typer.Typer(help="Train the speech emotion recognizer (ser) or the acoustic model (tts).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+DEMO_MODEL = Path(__file__).parent / "assets" / "demo_model.pt"
+
+
+def friendly(func):
+    """Render library errors as one line and exit non-zero; no traceback for user errors."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except EmomixError as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(error.code) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: finished files are kept; rerun to resume")
+            raise typer.Exit(130) from None
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
+            console.print(f"[bold red]error:[/] {error.strerror}: {error.filename}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def default_model() -> Path:
+    if not DEMO_MODEL.is_file():
+        raise EmomixError(
+            f"the shipped demo model is missing ({DEMO_MODEL}); pass --model CKPT or train one "
+            "with recipes/demo/run.sh"
+        )
+    return DEMO_MODEL
+
+
+# ------------------------------------------------------------------------------------- prep
+@app.command(
+    epilog="Example: emomix prep --dataset demo data/demo_wavs --out data/demo_features --workers 2"
+)
+@friendly
+def prep(
+    src: Annotated[Path, typer.Argument(help="Corpus root (for --dataset demo: where to render it).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Feature store folder to write.")],
+    dataset: Annotated[str, typer.Option(help="esd | iemocap | ravdess | cremad | manifest | demo")] = "manifest",
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    speakers: Annotated[Optional[str], typer.Option(help="Comma-separated speaker filter (ESD).")] = None,
+    language: Annotated[Optional[str], typer.Option(help="en | zh (ESD filter; text front end).")] = None,
+    keep_exc: Annotated[bool, typer.Option(help="IEMOCAP: keep 'excited' apart from happy.")] = False,
+    improvised_only: Annotated[bool, typer.Option(help="IEMOCAP: improvised sessions only.")] = False,
+    demo_speakers: Annotated[int, typer.Option(min=1, help="demo: number of speakers.")] = 4,
+    demo_sentences: Annotated[int, typer.Option(min=5, help="demo: sentences per speaker and emotion.")] = 150,
+    seed: Annotated[int, typer.Option(help="demo: rendering seed.")] = 0,
+):
+    """Read a corpus and write the feature store (mels, phonemes, manifest); resumable."""
+    from .features import prep as run_prep
+    from .features import summary_table
+
+    known = ("esd", "iemocap", "ravdess", "cremad", "manifest", "demo")
+    if dataset not in known:
+        raise EmomixError(f"unknown dataset '{dataset}'; choose one of: {', '.join(known)}")
+    options: dict = {}
+    if dataset == "esd":
+        if speakers:
+            options["speakers"] = [s.strip() for s in speakers.split(",") if s.strip()]
+        if language:
+            options["language"] = language
+    if dataset == "iemocap":
+        options.update(keep_exc=keep_exc, improvised_only=improvised_only)
+    if dataset == "demo":
+        options.update(n_speakers=demo_speakers, n_sentences=demo_sentences, seed=seed)
+    summary = run_prep(dataset, src, out, workers=workers, language=language, **options)
+    Console().print(summary_table(summary))
+
+
+# ------------------------------------------------------------------------------------ train
+def _train_overrides(ctx: typer.Context) -> list[str]:
+    extra = list(ctx.args)
+    bad = [a for a in extra if "=" not in a or a.startswith("-")]
+    if bad:
+        raise EmomixError(f"unexpected argument '{bad[0]}'; overrides look like key=value (e.g. train.steps=100)")
+    return extra
+
+
+@train_app.command(
+    "ser",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog="Example: emomix train ser --config recipes/demo/ser.yaml train.steps=2000",
+)
+@friendly
+def train_ser_command(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (see recipes/).")],
+    resume: Annotated[Optional[Path], typer.Option(help="Resume from a run's last.pt.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
+):
+    """Train the speech emotion recognizer; extra key=value arguments override the config."""
+    from .ser.train import train_ser
+
+    path = train_ser(config, overrides=_train_overrides(ctx), resume=resume, device=device)
+    console.print(f"[green]SER checkpoint:[/] {path}")
+
+
+@train_app.command(
+    "tts",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog="Example: emomix train tts --config recipes/demo/tts.yaml --device cuda train.steps=20000",
+)
+@friendly
+def train_tts_command(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (see recipes/).")],
+    resume: Annotated[Optional[Path], typer.Option(help="Resume from a run's last.pt.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
+    init_from: Annotated[Optional[Path], typer.Option(help="Official Grad-TTS grad-tts.pt to start from.")] = None,
+):
+    """Train the EmoMix acoustic model; extra key=value arguments override the config."""
+    from .tts.train import train_tts
+
+    path = train_tts(config, overrides=_train_overrides(ctx), resume=resume, device=device, init_from=init_from)
+    console.print(f"[green]TTS checkpoint:[/] {path}")
+
+
+# ------------------------------------------------------------------------------- prototypes
+@app.command(epilog="Example: emomix prototypes --features data/feat --ser runs/ser/ser.pt --out runs/prototypes.pt")
+@friendly
+def prototypes(
+    features: Annotated[Path, typer.Option(help="Feature store folder.")],
+    ser: Annotated[Path, typer.Option(help="SER checkpoint.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Prototypes file to write.")],
+    per_speaker: Annotated[bool, typer.Option(help="Also keep one prototype per speaker.")] = False,
+    add: Annotated[Optional[list[str]], typer.Option(help="NAME=WAV[,WAV...]: a reference-only emotion.")] = None,
+    plot: Annotated[bool, typer.Option(help="Write a PCA plot of the embeddings.")] = True,
+):
+    """Average the SER embeddings per emotion into emotion prototypes (+ a 2-D plot)."""
+    from .ser.prototypes import compute_prototypes
+
+    extra: dict[str, list[Path]] = {}
+    for item in add or []:
+        name, sep, wavs = item.partition("=")
+        if not sep or not name or not wavs:
+            raise EmomixError(f"--add '{item}' must look like NAME=a.wav,b.wav")
+        extra[name.strip().lower()] = [Path(w) for w in wavs.split(",") if w]
+    path = compute_prototypes(features, ser, out, per_speaker=per_speaker, add=extra or None, plot=plot)
+    console.print(f"[green]prototypes:[/] {path}")
+
+
+# -------------------------------------------------------------------------------------- mix
+def parse_emotion_flags(args: list[str]) -> dict[str, float]:
+    """`--angry 0.6 --happy=0.4` -> {"angry": 0.6, "happy": 0.4}; errors name the flag."""
+    weights: dict[str, float] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) < 3:
+            raise EmomixError(f"unexpected argument '{arg}'; give the text once and emotions as --<emotion> WEIGHT")
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                raise EmomixError(f"--{name} needs a weight, e.g. --{name} 0.6")
+            value = args[i + 1]
+            i += 1
+        try:
+            weight = float(value)
+        except ValueError:
+            raise EmomixError(f"--{name} needs a number, got '{value}'") from None
+        if math.isnan(weight) or math.isinf(weight):
+            raise EmomixError(f"--{name} weight must be a finite number, got {value}")
+        key = name.lower().replace("-", "_")
+        if key in weights:
+            raise EmomixError(f"--{name} is given twice; give each emotion once")
+        weights[key] = weight
+        i += 1
+    return weights
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=(
+        'Example: emomix mix "I cannot believe you did that." --angry 0.6 --surprise 0.4 -o out.wav\n\n'
+        "Emotion flags are the model's own emotions (the demo model: --neutral --angry --happy --sad "
+        "--surprise). A lone weight w < 1 is intensity: w of that emotion, 1-w of neutral."
+    ),
+)
+@friendly
+def mix(
+    ctx: typer.Context,
+    text: Annotated[Optional[str], typer.Argument(help="Text to speak (omit with --batch).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output wav (or folder with --batch).")] = Path("out.wav"),
+    model: Annotated[Optional[Path], typer.Option(help="TTS checkpoint (default: the shipped demo model).")] = None,
+    speaker: Annotated[Optional[str], typer.Option(help="Speaker name or index from the model.")] = None,
+    speaker_wav: Annotated[Optional[Path], typer.Option(help="Reference wav for an unseen speaker (wav2vec2 models).")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,
+    temperature: Annotated[float, typer.Option(min=0.01, help="Prior temperature τ.")] = 1.5,
+    k_max: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Mix from t = k_max ...")] = None,
+    k_min: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="... down to t = k_min.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same audio).")] = 0,
+    solver: Annotated[Optional[str], typer.Option(help="euler | euler-sde | heun")] = None,
+    length_scale: Annotated[float, typer.Option(min=0.1, help="Speaking-rate scale (>1 slower).")] = 1.0,
+    encoder_condition: Annotated[str, typer.Option(help="weighted | base: the encoder's emotion condition.")] = "weighted",
+    vocoder: Annotated[str, typer.Option(help="griffinlim | hifigan")] = "griffinlim",
+    vocoder_checkpoint: Annotated[Optional[Path], typer.Option(help="HiFi-GAN generator checkpoint.")] = None,
+    vocoder_config: Annotated[Optional[Path], typer.Option(help="HiFi-GAN config.json (default: beside it).")] = None,
+    mel_png: Annotated[Optional[Path], typer.Option(help="Also save the mel as a PNG.")] = None,
+    batch: Annotated[Optional[Path], typer.Option(help="File of lines 'angry=0.6,happy=0.4|text'.")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+):
+    """Speak TEXT with a blend of emotions: --<emotion> WEIGHT for each (weights sum to <= 1)."""
+    from .synthesis import run_mix
+
+    weights = parse_emotion_flags(list(ctx.args))
+    if batch is None and (text is None or not text.strip()):
+        raise EmomixError('text is empty; give the sentence to speak, e.g. emomix mix "Hello there." --happy 1')
+    run_mix(
+        text=text,
+        weights=weights,
+        output=output,
+        model=model or default_model(),
+        speaker=speaker,
+        speaker_wav=speaker_wav,
+        steps=steps,
+        temperature=temperature,
+        k_max=k_max,
+        k_min=k_min,
+        seed=seed,
+        solver=solver,
+        length_scale=length_scale,
+        encoder_condition=encoder_condition,
+        vocoder=vocoder,
+        vocoder_checkpoint=vocoder_checkpoint,
+        vocoder_config=vocoder_config,
+        mel_png=mel_png,
+        batch=batch,
+        device=device,
+        console=console,
+    )
+
+
+# ------------------------------------------------------------------------------------- eval
+@app.command(
+    name="eval",
+    epilog="Example: emomix eval --features data/demo_features --out runs/eval --max-sentences 10",
+)
+@friendly
+def evaluate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.json + PNGs).")],
+    model: Annotated[Optional[Path], typer.Option(help="TTS checkpoint (default: the demo model).")] = None,
+    ser: Annotated[Optional[Path], typer.Option(help="SER checkpoint (default: the one inside the model).")] = None,
+    features: Annotated[Optional[Path], typer.Option(help="Feature store: test sentences + ground-truth row.")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,
+    solver: Annotated[str, typer.Option(help="euler | euler-sde | heun")] = "euler",
+    k_max: Annotated[Optional[float], typer.Option(min=0.0, max=1.0)] = None,
+    k_min: Annotated[Optional[float], typer.Option(min=0.0, max=1.0)] = None,
+    max_sentences: Annotated[int, typer.Option(min=1, help="Sentences per condition.")] = 10,
+    seed: Annotated[int, typer.Option()] = 0,
+):
+    """Synthesize test sentences, intensity sweeps and blends; score them with the SER."""
+    from .evaluate import print_report, run_eval
+
+    report = run_eval(
+        model or default_model(), ser, out, features=features, steps=steps, solver=solver,
+        k_max=k_max, k_min=k_min, max_sentences=max_sentences, seed=seed,
+    )
+    print_report(report)
+    console.print(f"[green]report:[/] {out / 'report.json'}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,312 @@
+"""Text frontend: English/Mandarin text -> IPA phonemes (espeak-ng) -> symbol ids.
+
+Phonemes come from phonemizer's espeak backend running on the espeak-ng library shipped by
+``espeakng-loader`` (no system install). Stress marks and punctuation are kept. Tokens are
+single unicode characters after NFD decomposition (as in Grad-TTS-like IPA models), so a
+multi-character phone such as ``tʃ`` becomes two tokens and a diacritic (``i̪``, ``n̩``) is its
+own token. The symbol inventory is a FIXED list, saved with features and checkpoints; the
+blank used for interspersing (Grad-TTS ``add_blank``) is the last id, outside the real symbols.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .errors import EmomixError
+
+PAD = "<pad>"
+BLANK = "<blank>"
+
+# ---------------------------------------------------------------- the fixed inventory
+# Never reorder or remove entries: ids are stored in every feature store and checkpoint
+# (which also store the table itself, so a future table change cannot break old files).
+_PUNCTUATION = " !\"',-.:;?"
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_IPA_LETTERS = (
+    "ɑɐɒæɓʙβɔɕɗɖðʤəɘɚɛɜɝɞɟʄɡɠɢʛɦɧħɥʜɨɪʝɭɬɫɮʟɱɯɰŋɳɲɴøɵɸθœɶʘɹɺɾɻʀʁɽʂʃʈʧʉʊʋⱱʌɣɤʍχʎʏʑʐʒʔʡʕʢ"
+    "ǀǁǂǃᵻᵿ"
+)
+_SUPRASEGMENTALS = "ˈˌːˑ" + "ʰʱʲʷˠˤ˞ʼ" + "↓↑→↗↘"
+_TONES = "12345" + "˥˦˧˨˩"
+_COMBINING = (
+    "\u0329\u032a\u0303\u0325\u032f\u0361\u0306\u0308\u031a\u031d\u031e\u031f\u0320"
+    "\u0324\u0327\u0330\u0334\u0339\u031c\u033a\u033b\u033c\u030a\u0300\u0301\u0302\u0304\u030c"
+)
+BASE_SYMBOLS: tuple[str, ...] = tuple(
+    _PUNCTUATION + _LETTERS + _IPA_LETTERS + _SUPRASEGMENTALS + _TONES + _COMBINING
+)
+
+LANGUAGES = {"en": "en-us", "en-us": "en-us", "en-gb": "en-gb", "zh": "cmn", "cmn": "cmn"}
+
+
+@dataclass
+class SymbolTable:
+    """Symbol inventory: ``symbols[0]`` is the pad, ``symbols[-1]`` the blank when ``add_blank``.
+
+    ``len(table)`` is the embedding size (``n_vocab``, pad and blank included).
+    """
+
+    symbols: list[str]
+    add_blank: bool = True
+    dropped: collections.Counter = field(default_factory=collections.Counter, repr=False)
+
+    def __post_init__(self) -> None:
+        symbols = list(self.symbols)
+        if not symbols or symbols[0] != PAD:
+            raise EmomixError(f"symbol table must start with the pad symbol {PAD!r}; rebuild it")
+        if self.add_blank and symbols[-1] != BLANK:
+            symbols.append(BLANK)
+        if not self.add_blank and BLANK in symbols:
+            raise EmomixError("symbol table holds a blank but add_blank is false; fix the table")
+        if len(set(symbols)) != len(symbols):
+            raise EmomixError("symbol table has duplicate symbols; rebuild it")
+        self.symbols = symbols
+        last = len(symbols) - 1 if self.add_blank else len(symbols)
+        self._ids = {s: i for i, s in enumerate(symbols[1:last], start=1)}
+
+    @property
+    def pad_id(self) -> int:
+        return 0
+
+    @property
+    def blank_id(self) -> int:
+        """Id of the interspersed blank (the last id); -1 when ``add_blank`` is off."""
+        return len(self.symbols) - 1 if self.add_blank else -1
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def unknown(self, phonemes: str) -> list[str]:
+        """Characters of ``phonemes`` that are not in the table (would be dropped)."""
+        return [c for c in unicodedata.normalize("NFD", phonemes) if c not in self._ids]
+
+    def encode(self, phonemes: str) -> list[int]:
+        """Phoneme string -> ids, one per NFD character; unknown characters are dropped and
+        counted in ``self.dropped``; with ``add_blank`` the result is ``[b, s1, b, ..., sn, b]``."""
+        ids = []
+        for char in unicodedata.normalize("NFD", phonemes):
+            index = self._ids.get(char)
+            if index is None:
+                self.dropped[char] += 1
+            else:
+                ids.append(index)
+        return intersperse(ids, self.blank_id) if self.add_blank else ids
+
+    def decode(self, ids: list[int]) -> str:
+        """Ids -> phoneme string, skipping pad and blank."""
+        skip = {self.pad_id, self.blank_id}
+        return "".join(self.symbols[i] for i in ids if i not in skip)
+
+    def to_dict(self) -> dict:
+        return {"symbols": list(self.symbols), "add_blank": bool(self.add_blank)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SymbolTable:
+        try:
+            return cls(symbols=list(data["symbols"]), add_blank=bool(data["add_blank"]))
+        except (KeyError, TypeError):
+            raise EmomixError(
+                "stored symbol table is malformed (needs 'symbols' and 'add_blank'); re-run prep"
+            ) from None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SymbolTable):
+            return NotImplemented
+        return self.symbols == other.symbols and self.add_blank == other.add_blank
+
+
+def intersperse(sequence: list[int], item: int) -> list[int]:
+    """Grad-TTS ``intersperse``: ``[item, s1, item, s2, ..., sn, item]``."""
+    result = [item] * (len(sequence) * 2 + 1)
+    result[1::2] = sequence
+    return result
+
+
+def default_symbol_table(add_blank: bool = True) -> SymbolTable:
+    return SymbolTable(symbols=[PAD, *BASE_SYMBOLS], add_blank=add_blank)
+
+
+# ---------------------------------------------------------------- text normalisation
+_TITLES = {
+    "mr": "mister", "mrs": "missus", "ms": "miss", "dr": "doctor", "prof": "professor",
+    "capt": "captain", "gen": "general", "lt": "lieutenant", "sgt": "sergeant", "rev": "reverend",
+    "hon": "honorable", "mt": "mount", "ft": "fort",
+}  # fmt: skip
+_SUFFIXES = {
+    "jr": "junior", "sr": "senior", "etc": "et cetera", "ltd": "limited", "co": "company",
+    "inc": "incorporated", "vs": "versus", "approx": "approximately", "dept": "department",
+}  # fmt: skip
+_DECADES = {
+    "10": "tens", "20": "twenties", "30": "thirties", "40": "forties", "50": "fifties",
+    "60": "sixties", "70": "seventies", "80": "eighties", "90": "nineties", "00": "hundreds",
+}  # fmt: skip
+_CURRENCIES = {"$": ("dollars", "cents"), "£": ("pounds", "pence"), "€": ("euros", "cents")}
+_SYMBOL_WORDS = {"%": " percent", "&": " and ", "@": " at ", "+": " plus ", "=": " equals "}
+_ZH_PUNCTUATION = str.maketrans({
+    "，": ", ", "。": ". ", "！": "! ", "？": "? ", "；": "; ", "：": ": ", "、": ", ",
+    "“": ' "', "”": '" ', "‘": " '", "’": "' ", "《": ' "', "》": '" ', "（": ", ", "）": ", ",
+    "【": ", ", "】": ", ", "～": ", ",
+})  # fmt: skip
+
+
+def _sentence_end(text: str, end: int) -> bool:
+    """True when the period at ``text[end-1]`` also ends a sentence."""
+    rest = text[end:]
+    return not rest.strip() or bool(re.match(r"\s+[A-Z\"']", rest))
+
+
+def _currency(match: re.Match) -> str:
+    major, minor = _CURRENCIES[match.group(1)]
+    whole, cents = match.group(2).replace(",", ""), match.group(3)
+    words = f"{whole} {major}"
+    if cents and int(cents) > 0:
+        words += f" {int(cents.ljust(2, '0'))} {minor}"
+    return words
+
+
+def normalize_text(text: str, language: str = "en") -> str:
+    """Expand abbreviations and symbols espeak reads badly; collapse whitespace.
+
+    Digits are left to espeak (it reads them in both languages), except for currency
+    amounts, decades ("1990s") and clock times whose espeak readings are wrong or odd.
+    """
+    text = text.translate(_ZH_PUNCTUATION)  # before NFKC, which would fold them without spaces
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("…", "...").replace("“", '"').replace("”", '"')
+    text = text.replace("‘", "'").replace("’", "'")
+    text = re.sub(r"\s*(--+|[—–]|\s-\s)\s*", " — ", text)  # phonemizer keeps "—", not " - "
+    text = re.sub(r"[()\[\]{}]", ", ", text)
+    if language in ("en", "en-us", "en-gb"):
+        text = _normalize_english(text)
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s*,(\s*,)+", ",", text)  # ", ," left by brackets
+    text = re.sub(r"\s*,\s*(?=[.!?;:]|$)", "", text)  # "maybe, ." -> "maybe."
+    text = re.sub(r"\s*,\s*(?=—)", " ", text)
+    text = re.sub(r"\s+([,.!?;:])", r"\1", text)
+    return text.strip(" ,")
+
+
+def _normalize_english(text: str) -> str:
+    text = re.sub(r"\be\.g\.", "for example", text, flags=re.IGNORECASE)
+    text = re.sub(r"\bi\.e\.", "that is", text, flags=re.IGNORECASE)
+
+    def title(match: re.Match) -> str:
+        return _TITLES[match.group(1).lower()]
+
+    text = re.sub(r"\b(" + "|".join(_TITLES) + r")\.(?=\s)", title, text, flags=re.IGNORECASE)
+
+    def street(match: re.Match) -> str:
+        if re.match(r"\s+[A-Z]", text[match.end():]):
+            return "Saint"
+        return "Street." if _sentence_end(text, match.end()) else "Street"
+
+    text = re.sub(r"\bSt\.", street, text)
+
+    def suffix(match: re.Match) -> str:
+        word = _SUFFIXES[match.group(1).lower()]
+        return word + "." if _sentence_end(text, match.end()) else word
+
+    text = re.sub(r"\b(" + "|".join(_SUFFIXES) + r")\.", suffix, text, flags=re.IGNORECASE)
+    text = re.sub(r"\bNo\.\s*(?=\d)", "number ", text)
+    text = re.sub(r"([$£€])\s?(\d[\d,]*)(?:\.(\d{1,2}))?\b", _currency, text)
+    text = re.sub(
+        r"\b(\d{2})?(\d0)'?s\b",
+        lambda m: (m.group(1) + " " if m.group(1) else "") + _DECADES[m.group(2)], text
+    )
+    text = re.sub(r"'(\d0)s\b", lambda m: _DECADES[m.group(1)], text)
+    text = re.sub(r"\b(\d{1,2}):(\d{2})\b", lambda m: f"{m.group(1)} {m.group(2)}"
+                  if m.group(2) != "00" else f"{m.group(1)} o'clock", text)
+    text = re.sub(r"#\s?(?=\d)", "number ", text)
+    for symbol, words in _SYMBOL_WORDS.items():
+        text = text.replace(symbol, words)
+    return text
+
+
+# ---------------------------------------------------------------- espeak
+def _espeak_language(language: str) -> str:
+    if language not in LANGUAGES:
+        known = ", ".join(sorted(LANGUAGES))
+        raise EmomixError(f"unknown language {language!r}; use one of: {known}")
+    return LANGUAGES[language]
+
+
+@lru_cache(maxsize=8)
+def _backend(espeak_language: str):
+    """One phonemizer backend per language and process (creating one loads espeak)."""
+    try:
+        import espeakng_loader
+        from phonemizer.backend import EspeakBackend
+        from phonemizer.backend.espeak.wrapper import EspeakWrapper
+    except ImportError as error:
+        raise EmomixError(
+            f"phonemizer/espeakng-loader not importable ({error}); pip install phonemizer espeakng-loader"
+        ) from None
+    # espeak reads ESPEAK_DATA_PATH when the library initialises; set both ways.
+    os.environ.setdefault("ESPEAK_DATA_PATH", espeakng_loader.get_data_path())
+    EspeakWrapper.set_library(espeakng_loader.get_library_path())
+    if hasattr(EspeakWrapper, "set_data_path"):
+        EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
+    quiet = logging.getLogger("emomix.phonemizer")
+    quiet.setLevel(logging.ERROR)
+    return EspeakBackend(
+        espeak_language,
+        preserve_punctuation=True,
+        with_stress=True,
+        language_switch="remove-flags",
+        logger=quiet,
+    )
+
+
+def _clean_mandarin(phonemes: str) -> str:
+    """Rewrite espeak's ASCII-ish cmn phone names so "." and "-" stay punctuation only.
+
+    espeak writes retroflex s as "s.", the apical vowel as "i.", the mid back vowel as "o-",
+    and the rising tone (35) as "ɜ" (its IPA for "3"); we use ʂ, ɨ, ɤ and the digit 3.
+    """
+    phonemes = re.sub(r"s\.(?=\S)", "ʂ", phonemes)
+    phonemes = re.sub(r"i\.(?=\S)", "ɨ", phonemes)
+    phonemes = re.sub(r"o-(?=\S)", "ɤ", phonemes)
+    return phonemes.replace("ɜ", "3")
+
+
+def phonemize(texts: list[str], language: str = "en") -> list[str]:
+    """IPA phonemes (stress and punctuation kept) for each text, in one batched espeak call.
+
+    Raises EmomixError when a text is empty. ``language``: en (en-us), en-gb, zh (cmn).
+    """
+    espeak_language = _espeak_language(language)
+    normalized = [normalize_text(t, language) for t in texts]
+    for original, text in zip(texts, normalized, strict=True):
+        if not text:
+            raise EmomixError(f"text is empty ({original!r}); give a sentence with words to speak")
+    if not normalized:
+        return []
+    # phonemizer mis-aligns outputs when one line phonemizes to nothing, so each text is one
+    # line (whitespace collapsed above) and results are checked one-to-one.
+    outputs = _backend(espeak_language).phonemize(normalized, strip=True, njobs=1)
+    if len(outputs) != len(normalized):
+        raise EmomixError("espeak returned a different number of lines; report this as a bug")
+    results = []
+    for output in outputs:
+        output = unicodedata.normalize("NFD", output).replace("—", "-")
+        if espeak_language == "cmn":
+            output = _clean_mandarin(output)
+        results.append(re.sub(r"\s+", " ", output).strip())
+    return results
+
+
+def text_to_ids(text: str, table: SymbolTable, language: str = "en") -> list[int]:
+    """Text -> phonemes -> ids (blanks interspersed when the table has them)."""
+    if not text or not text.strip():
+        raise EmomixError("text is empty; give a sentence with words to speak")
+    (phonemes,) = phonemize([text], language)
+    ids = table.encode(phonemes)
+    if not any(i not in (table.pad_id, table.blank_id) for i in ids):
+        raise EmomixError(f"text {text!r} gives no speakable phonemes; use words in {language}")
+    return ids

@@ -1,0 +1,474 @@
+"""Vocoders: log-mel [B, n_mels, T] -> wav [B, T * hop].
+
+Two of them, behind one entry point :func:`load_vocoder`:
+
+- ``griffinlim`` (default, no weights): the mel is inverted to a linear magnitude with the
+  pseudo-inverse of the mel basis, then the phase is recovered with the fast (momentum)
+  Griffin-Lim of Perraudin et al. (2013), in torch and batched, using exactly the framing of
+  :func:`emomix_cli.audio.linear_spectrogram` (reflect pad (n_fft - hop) / 2, center=False, Hann).
+- ``hifigan``: the official jik876/hifi-gan generator, loaded from its checkpoint
+  (``{'generator': state_dict}`` with weight-norm ``weight_g``/``weight_v``) and its
+  ``config.json`` unchanged; weight norm is folded into plain weights at load time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .audio import AudioConfig, mel_filterbank
+from .errors import EmomixError
+
+NAMES = ("griffinlim", "hifigan")
+_ALIASES = {
+    "griffinlim": "griffinlim",
+    "griffin-lim": "griffinlim",
+    "gl": "griffinlim",
+    "hifigan": "hifigan",
+    "hifi-gan": "hifigan",
+}
+
+
+class Vocoder:
+    """Callable ``mel[B, n_mels, T] -> wav[B, T * hop]`` (a 2-D mel gives a 1-D wav)."""
+
+    name: str = "vocoder"
+
+    def __init__(self, audio: AudioConfig, device: str | torch.device = "cpu"):
+        self.audio = audio
+        self.device = torch.device(device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.audio.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.audio.hop_length
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        mel = torch.as_tensor(mel)
+        single = mel.dim() == 2
+        if single:
+            mel = mel.unsqueeze(0)
+        if mel.dim() != 3 or mel.shape[1] != self.audio.n_mels:
+            raise EmomixError(
+                f"vocoder expects a mel [B, {self.audio.n_mels}, T], got shape {tuple(mel.shape)}; "
+                "pass the acoustic model's log-mel"
+            )
+        out_device = mel.device
+        with torch.inference_mode():
+            wav = self._vocode(mel.to(self.device, torch.float32))
+        wav = _fit_length(wav, mel.shape[-1] * self.hop_length).to(out_device)
+        return wav[0] if single else wav
+
+    def _vocode(self, mel: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _fit_length(wav: torch.Tensor, length: int) -> torch.Tensor:
+    """Trim or zero-pad the last axis to exactly ``length`` samples."""
+    if wav.shape[-1] >= length:
+        return wav[..., :length]
+    return F.pad(wav, (0, length - wav.shape[-1]))
+
+
+# ====================================================================== Griffin-Lim
+class GriffinLim(Vocoder):
+    """Fast Griffin-Lim (momentum) from the log-mel; deterministic (seeded initial phase)."""
+
+    name = "griffinlim"
+
+    def __init__(
+        self,
+        audio: AudioConfig | None = None,
+        n_iter: int = 60,
+        momentum: float = 0.99,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ):
+        super().__init__(audio or AudioConfig(), device)
+        if n_iter < 0:
+            raise EmomixError(f"Griffin-Lim n_iter must be >= 0, got {n_iter}; use e.g. 60")
+        if not 0.0 <= momentum < 1.0:
+            raise EmomixError(
+                f"Griffin-Lim momentum must be in [0, 1), got {momentum}; use e.g. 0.99"
+            )
+        self.n_iter = int(n_iter)
+        self.momentum = float(momentum)
+        self.seed = int(seed)
+        basis = mel_filterbank(self.audio).double()
+        # Pseudo-inverse of the mel basis [n_freq, n_mels]: least-squares linear magnitude.
+        self.inverse_basis = torch.linalg.pinv(basis).float().to(self.device)
+        self.window = _padded_window(self.audio, self.device)
+
+    def mel_to_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """log-mel [B, n_mels, T] -> linear magnitude [B, n_fft//2+1, T] (>= 0)."""
+        return torch.matmul(self.inverse_basis.to(mel.device), mel.exp()).clamp_(min=0.0)
+
+    def _vocode(self, mel: torch.Tensor) -> torch.Tensor:
+        magnitude = self.mel_to_magnitude(mel)
+        return self.reconstruct(magnitude, self.n_iter)
+
+    def reconstruct(self, magnitude: torch.Tensor, n_iter: int) -> torch.Tensor:
+        """Fast Griffin-Lim on a magnitude [B, F, T] -> wav [B, T * hop]."""
+        generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        phase = torch.rand(magnitude.shape, generator=generator) * (2 * torch.pi)
+        angles = torch.polar(torch.ones_like(phase), phase).to(magnitude.device)
+        previous = torch.zeros_like(angles)
+        # Perraudin's c_n = t_n + a (t_n - t_{n-1}) has the phase of t_n - a/(1+a) t_{n-1}.
+        factor = self.momentum / (1.0 + self.momentum)
+        for _ in range(n_iter):
+            rebuilt = self.stft(self.istft(magnitude * angles))
+            angles = rebuilt - factor * previous
+            angles = angles / (angles.abs() + 1e-16)
+            previous = rebuilt
+        return self.istft(magnitude * angles)
+
+    def stft(self, wav: torch.Tensor) -> torch.Tensor:
+        """Complex STFT [B, F, T] with the framing of ``audio.linear_spectrogram``."""
+        cfg = self.audio
+        pad = (cfg.n_fft - cfg.hop_length) // 2
+        wav = F.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+        return torch.stft(
+            wav,
+            cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            window=torch.hann_window(cfg.win_length, device=wav.device),
+            center=False,
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )
+
+    def istft(self, spec: torch.Tensor) -> torch.Tensor:
+        """Least-squares inverse of :meth:`stft`: [B, F, T] -> wav [B, T * hop].
+
+        Weighted overlap-add divided by the summed squared window, then the reflect padding
+        is cut off. (``torch.istft`` refuses center=False with a Hann window: the window sum
+        is zero at the very edges, which here fall inside the cut padding.)
+        """
+        cfg = self.audio
+        n_frames = spec.shape[-1]
+        frames = torch.fft.irfft(spec, n=cfg.n_fft, dim=1) * self.window.view(1, -1, 1)
+        length = (n_frames - 1) * cfg.hop_length + cfg.n_fft
+        wav = F.fold(frames, (1, length), (1, cfg.n_fft), stride=(1, cfg.hop_length)).flatten(1)
+        norm = F.fold(
+            self.window.pow(2).view(1, -1, 1).expand(1, -1, n_frames),
+            (1, length),
+            (1, cfg.n_fft),
+            stride=(1, cfg.hop_length),
+        ).flatten(1)
+        wav = wav / norm.clamp(min=1e-8)
+        pad = (cfg.n_fft - cfg.hop_length) // 2
+        return wav[:, pad : pad + n_frames * cfg.hop_length]
+
+
+def _padded_window(cfg: AudioConfig, device) -> torch.Tensor:
+    """Hann(win_length) centred in n_fft samples, as torch.stft applies it."""
+    window = torch.hann_window(cfg.win_length, device=device)
+    left = (cfg.n_fft - cfg.win_length) // 2
+    return F.pad(window, (left, cfg.n_fft - cfg.win_length - left))
+
+
+# ====================================================================== HiFi-GAN
+LRELU_SLOPE = 0.1
+
+
+def _padding(kernel_size: int, dilation: int) -> int:
+    return (kernel_size * dilation - dilation) // 2
+
+
+class ResBlock1(nn.Module):
+    """HiFi-GAN ResBlock type "1": 3 x (dilated conv, conv) with residuals."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: list[int]):
+        super().__init__()
+        self.convs1 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_padding(kernel_size, d))
+            for d in dilation
+        )
+        self.convs2 = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, padding=_padding(kernel_size, 1))
+            for _ in dilation
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv1, conv2 in zip(self.convs1, self.convs2, strict=True):
+            x = x + conv2(F.leaky_relu(conv1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
+        return x
+
+
+class ResBlock2(nn.Module):
+    """HiFi-GAN ResBlock type "2": dilated convs with residuals."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: list[int]):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_padding(kernel_size, d))
+            for d in dilation
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = x + conv(F.leaky_relu(x, LRELU_SLOPE))
+        return x
+
+
+class HiFiGANGenerator(nn.Module):
+    """The official generator (jik876/hifi-gan ``models.Generator``) without weight norm.
+
+    Parameter names equal the official ones once ``weight_g``/``weight_v`` are folded into
+    ``weight``, so an official state dict loads with ``strict=True``.
+    """
+
+    def __init__(self, h: dict[str, Any]):
+        super().__init__()
+        self.num_kernels = len(h["resblock_kernel_sizes"])
+        channels = int(h["upsample_initial_channel"])
+        self.conv_pre = nn.Conv1d(int(h.get("num_mels", 80)), channels, 7, 1, padding=3)
+        block = ResBlock1 if str(h["resblock"]) == "1" else ResBlock2
+        self.ups = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        for i, (rate, kernel) in enumerate(
+            zip(h["upsample_rates"], h["upsample_kernel_sizes"], strict=True)
+        ):
+            c_in, c_out = channels // 2**i, channels // 2 ** (i + 1)
+            self.ups.append(
+                nn.ConvTranspose1d(c_in, c_out, kernel, rate, padding=(kernel - rate) // 2)
+            )
+            for k, d in zip(h["resblock_kernel_sizes"], h["resblock_dilation_sizes"], strict=True):
+                self.resblocks.append(block(c_out, k, d))
+        self.conv_post = nn.Conv1d(c_out, 1, 7, 1, padding=3)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel [B, n_mels, T] -> wav [B, 1, T * prod(upsample_rates)] in [-1, 1]."""
+        x = self.conv_pre(mel)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            x = sum(block(x) for block in blocks) / self.num_kernels  # MRF: mean of resblocks
+        # The official code uses leaky_relu's default slope (0.01) here, not 0.1.
+        return torch.tanh(self.conv_post(F.leaky_relu(x)))
+
+
+class HiFiGAN(Vocoder):
+    name = "hifigan"
+
+    def __init__(
+        self, generator: HiFiGANGenerator, audio: AudioConfig, device: str | torch.device = "cpu"
+    ):
+        super().__init__(audio, device)
+        self.generator = generator.to(self.device).eval()
+        for parameter in self.generator.parameters():
+            parameter.requires_grad_(False)
+
+    def _vocode(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.generator(mel).squeeze(1)
+
+
+_ARCH_KEYS = (
+    "resblock",
+    "upsample_rates",
+    "upsample_kernel_sizes",
+    "upsample_initial_channel",
+    "resblock_kernel_sizes",
+    "resblock_dilation_sizes",
+)
+# AudioConfig field -> HiFi-GAN config.json key
+_MEL_KEYS = {
+    "sample_rate": "sampling_rate",
+    "hop_length": "hop_size",
+    "n_fft": "n_fft",
+    "win_length": "win_size",
+    "n_mels": "num_mels",
+    "fmin": "fmin",
+    "fmax": "fmax",
+}
+
+
+def fold_weight_norm(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Replace each (``weight_g``, ``weight_v``) pair by ``weight = g * v / ||v||``.
+
+    The norm runs over all dims but 0 (``torch.nn.utils.weight_norm``'s default ``dim=0``).
+    Newer torch's parametrized names (``parametrizations.weight.original0/1``) fold the same way.
+    """
+    folded: dict[str, torch.Tensor] = {}
+    pairs = (
+        ("weight_g", "weight_v"),
+        ("parametrizations.weight.original0", "parametrizations.weight.original1"),
+    )
+    for key, value in state_dict.items():
+        for g_name, v_name in pairs:
+            if key.endswith(g_name):
+                prefix = key[: -len(g_name)]
+                v = state_dict[prefix + v_name].float()
+                norm = v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
+                folded[prefix + "weight"] = value.float() * v / norm
+                break
+            if key.endswith(v_name):
+                break
+        else:
+            folded[key] = value
+    return folded
+
+
+def read_hifigan_config(config: str | Path | dict | None, checkpoint: Path) -> dict[str, Any]:
+    """The HiFi-GAN ``config.json`` as a dict (default: next to the checkpoint)."""
+    if isinstance(config, dict):
+        h = dict(config)
+        source = "the given config"
+    else:
+        path = Path(config) if config is not None else checkpoint.parent / "config.json"
+        if not path.is_file():
+            raise EmomixError(
+                f"HiFi-GAN config not found: {path}; pass --vocoder-config or put the model's config.json "
+                "next to the checkpoint"
+            )
+        try:
+            h = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise EmomixError(
+                f"{path} is not valid JSON ({error}); pass HiFi-GAN's config.json"
+            ) from None
+        source = str(path)
+    missing = [key for key in _ARCH_KEYS if key not in h]
+    if missing:
+        raise EmomixError(
+            f"{source} lacks HiFi-GAN keys {missing}; pass the config.json that came with the generator"
+        )
+    for a, b in (
+        ("upsample_rates", "upsample_kernel_sizes"),
+        ("resblock_kernel_sizes", "resblock_dilation_sizes"),
+    ):
+        if len(h[a]) != len(h[b]):
+            raise EmomixError(
+                f"{source}: {a} and {b} differ in length; fix the HiFi-GAN config.json"
+            )
+    return h
+
+
+def hifigan_audio_config(h: dict[str, Any]) -> AudioConfig:
+    """The AudioConfig a HiFi-GAN config was trained with (defaults: UNIVERSAL_V1)."""
+    default = AudioConfig()
+    values = {}
+    for field, key in _MEL_KEYS.items():
+        value = h.get(key)
+        values[field] = (
+            getattr(default, field) if value is None else type(getattr(default, field))(value)
+        )
+    return AudioConfig(**values)
+
+
+def check_mel_match(model_audio: AudioConfig, vocoder_audio: AudioConfig) -> None:
+    """Raise EmomixError naming every mel field where the model and the vocoder differ."""
+    differ = [
+        f"{field} {getattr(model_audio, field)} vs {getattr(vocoder_audio, field)}"
+        for field in _MEL_KEYS
+        if abs(float(getattr(model_audio, field)) - float(getattr(vocoder_audio, field))) > 1e-6
+    ]
+    if differ:
+        raise EmomixError(
+            "HiFi-GAN mel config differs from the model's (model vs vocoder): "
+            + ", ".join(differ)
+            + "; use a vocoder trained on the same mel settings or --vocoder griffinlim"
+        )
+
+
+def _load_generator_state(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise EmomixError(
+            f"HiFi-GAN checkpoint not found: {path}; pass the generator file (e.g. generator_v1)"
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise EmomixError(
+            f"{path} is not a readable torch file; pass an official HiFi-GAN generator checkpoint"
+        ) from None
+    if isinstance(blob, dict) and "generator" in blob and isinstance(blob["generator"], dict):
+        return blob["generator"]
+    if isinstance(blob, dict) and ("mpd" in blob or "msd" in blob):
+        raise EmomixError(
+            f"{path} is a HiFi-GAN discriminator checkpoint (do_*); pass the generator (g_*)"
+        )
+    if isinstance(blob, dict) and blob.get("format") == "emomix":
+        raise EmomixError(
+            f"{path} is an emomix '{blob.get('kind')}' checkpoint, not a HiFi-GAN generator"
+        )
+    if isinstance(blob, dict) and any(str(k).startswith("conv_pre.") for k in blob):
+        return blob  # a bare generator state dict
+    raise EmomixError(
+        f"{path} is not a HiFi-GAN generator checkpoint (no 'generator' entry); pass g_* / generator_v1"
+    )
+
+
+def load_hifigan(
+    checkpoint: str | Path,
+    config: str | Path | dict | None = None,
+    audio: AudioConfig | None = None,
+    device: str | torch.device = "cpu",
+) -> HiFiGAN:
+    """Load an official HiFi-GAN generator; check its mel settings against ``audio``."""
+    checkpoint = Path(checkpoint)
+    state = _load_generator_state(checkpoint)
+    h = read_hifigan_config(config, checkpoint)
+    vocoder_audio = hifigan_audio_config(h)
+    if audio is not None:
+        check_mel_match(audio, vocoder_audio)
+    hop = 1
+    for rate in h["upsample_rates"]:
+        hop *= int(rate)
+    if hop != vocoder_audio.hop_length:
+        raise EmomixError(
+            f"HiFi-GAN config: upsample_rates {h['upsample_rates']} multiply to {hop}, not hop_size "
+            f"{vocoder_audio.hop_length}; fix config.json"
+        )
+    generator = HiFiGANGenerator(h)
+    try:
+        generator.load_state_dict(fold_weight_norm(state), strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1:2] or [str(error)]
+        raise EmomixError(
+            f"{checkpoint} does not match its config ({first[0].strip()[:160]}); "
+            "pass the config.json of this generator (V1/V2/V3 differ)"
+        ) from None
+    return HiFiGAN(generator, audio or vocoder_audio, device)
+
+
+def load_vocoder(
+    name: str,
+    checkpoint: str | Path | None = None,
+    config: str | Path | dict | None = None,
+    audio: AudioConfig | None = None,
+    device: str | torch.device = "cpu",
+) -> Vocoder:
+    """A vocoder callable ``mel[B, n_mels, T] -> wav[B, T * hop]``.
+
+    ``name``: ``griffinlim`` (``config`` may be a dict with ``n_iter``, ``momentum``, ``seed``) or
+    ``hifigan`` (``checkpoint`` = official generator file; ``config`` = its config.json, default
+    the one next to the checkpoint). ``audio`` is the acoustic model's mel config; for HiFi-GAN a
+    mismatch raises EmomixError naming the differing fields.
+    """
+    key = _ALIASES.get(str(name).lower())
+    if key is None:
+        raise EmomixError(f"unknown vocoder '{name}'; choose one of {', '.join(NAMES)}")
+    if key == "griffinlim":
+        options = dict(config) if isinstance(config, dict) else {}
+        unknown = sorted(set(options) - {"n_iter", "momentum", "seed"})
+        if unknown:
+            raise EmomixError(
+                f"unknown Griffin-Lim options {unknown}; allowed: n_iter, momentum, seed"
+            )
+        return GriffinLim(audio, device=device, **options)
+    if checkpoint is None:
+        raise EmomixError(
+            "vocoder hifigan needs a checkpoint; pass --vocoder-checkpoint PATH (e.g. generator_v1)"
+        )
+    return load_hifigan(checkpoint, config, audio, device)

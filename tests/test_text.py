@@ -1,0 +1,120 @@
+import unicodedata
+
+import pytest
+
+from emomix_cli.errors import EmomixError
+from emomix_cli.text import (
+    BASE_SYMBOLS,
+    SymbolTable,
+    default_symbol_table,
+    intersperse,
+    normalize_text,
+    phonemize,
+    text_to_ids,
+)
+
+
+def test_symbol_table_round_trips_through_dict():
+    table = default_symbol_table()
+    again = SymbolTable.from_dict(table.to_dict())
+    assert again == table
+    assert again.encode("həlˈoʊ, wˈɜːld!") == table.encode("həlˈoʊ, wˈɜːld!")
+    assert set(table.to_dict()) == {"symbols", "add_blank"}
+
+
+def test_pad_is_zero_and_blank_is_the_last_id_outside_real_symbols():
+    table = default_symbol_table()
+    assert table.pad_id == 0 and table.symbols[0] == "<pad>"
+    assert table.blank_id == len(table) - 1 == len(BASE_SYMBOLS) + 1
+    ids = table.encode("abc ˈə")
+    assert all(0 < i < table.blank_id for i in ids[1::2])
+    no_blank = default_symbol_table(add_blank=False)
+    assert len(no_blank) == len(table) - 1 and no_blank.blank_id == -1
+
+
+def test_symbols_are_unique_single_nfd_stable_characters():
+    assert len(set(BASE_SYMBOLS)) == len(BASE_SYMBOLS)
+    for symbol in BASE_SYMBOLS:
+        assert len(symbol) == 1 and unicodedata.normalize("NFD", symbol) == symbol
+
+
+def test_intersperse_matches_grad_tts_layout():
+    assert intersperse([5, 6, 7], 9) == [9, 5, 9, 6, 9, 7, 9]
+    assert intersperse([], 9) == [9]
+    table = default_symbol_table()
+    ids = table.encode("ab")
+    b = table.blank_id
+    assert ids == [b, table.symbols.index("a"), b, table.symbols.index("b"), b]
+
+
+def test_encode_drops_and_counts_unknown_symbols_and_splits_combining_marks():
+    table = default_symbol_table(add_blank=False)
+    ids = table.encode("a§b")
+    assert table.decode(ids) == "ab"
+    assert table.dropped["§"] == 1
+    # a precomposed nasal vowel becomes base + combining tilde, both known
+    assert table.decode(table.encode("ã")) == "a\u0303"
+    assert table.unknown("i̪ n̩") == []
+
+
+def test_from_dict_rejects_a_table_without_pad():
+    with pytest.raises(EmomixError):
+        SymbolTable.from_dict({"symbols": ["a", "b"], "add_blank": True})
+
+
+def test_english_abbreviations_and_symbols_are_expanded():
+    assert normalize_text("Dr. Smith met Mr. and Mrs. Jones.") == (
+        "doctor Smith met mister and missus Jones."
+    )
+    assert normalize_text("St. Paul lives on Main St.") == "Saint Paul lives on Main Street."
+    assert normalize_text("50% & more") == "50 percent and more"
+    assert normalize_text("It costs $3.50 now") == "It costs 3 dollars 50 cents now"
+    assert normalize_text("$5 etc. Then") == "5 dollars et cetera. Then"
+    assert normalize_text("e.g. the 1990s") == "for example the 19 nineties"
+    assert normalize_text("Hello (there) -- friend") == "Hello, there — friend"
+
+
+def test_english_phonemes_keep_stress_punctuation_and_expand_numbers():
+    first, second = phonemize(["Hello, world! I have 42 apples.", "Is Dr. Who here?"])
+    assert "ˈ" in first
+    assert "," in first and "!" in first and first.endswith(".")
+    assert "fˈɔːɹɾi" in first and "tˈuː" in first  # 42 read as "forty two"
+    assert "dˈɑːktɚ" in second and second.endswith("?") and "." not in second
+
+
+def test_batch_with_punctuation_only_lines_stays_aligned():
+    out = phonemize(["...", "one", "!!!", "two"])
+    assert out[0] == "..." and out[2] == "!!!"
+    assert out[1].replace("ˌ", "ˈ") == "wˈʌn" and "tˈuː" in out[3]
+
+
+def test_mandarin_gives_known_symbols_with_tones():
+    sentences = ["你好，世界！", "今天天气很好吗？", "我有42个苹果。", "知道吃饭睡觉是日常生活。"]
+    table = default_symbol_table()
+    phonemes = phonemize(sentences, "zh")
+    assert all(phonemes)
+    assert sum(len(table.unknown(p)) for p in phonemes) == 0
+    assert any(d in phonemes[0] for d in "12345")
+    assert phonemes[0].rstrip().endswith("!") and "," in phonemes[0]
+    # espeak's "s." (retroflex) is rewritten so "." only means punctuation
+    assert "ʂ" in phonemes[3] and "." not in phonemes[3][:-1]
+
+
+def test_empty_text_is_a_user_error():
+    table = default_symbol_table()
+    with pytest.raises(EmomixError, match="text is empty"):
+        text_to_ids("   ", table)
+    with pytest.raises(EmomixError, match="text is empty"):
+        phonemize(["fine", ""])
+
+
+def test_unknown_language_lists_known_ones():
+    with pytest.raises(EmomixError, match="zh"):
+        phonemize(["hola"], "es")
+
+
+def test_text_to_ids_gives_interspersed_ids():
+    table = default_symbol_table()
+    ids = text_to_ids("Hi.", table)
+    assert ids[0] == ids[-1] == table.blank_id and len(ids) % 2 == 1
+    assert table.decode(ids) == "hˈaɪ."
