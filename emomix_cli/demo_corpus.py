@@ -7,8 +7,10 @@ and range, rate, loudness, spectral tilt, sentence-final intonation) with a smal
 per-utterance jitter. The library comes from the ``espeakng-loader`` wheel and is driven through
 its C API with ctypes (``speak_lib.h``, API revision 12): no subprocess, no system package.
 
-espeak-ng keeps global state and is not thread-safe, so each worker is its own process
-(spawn-safe top-level functions) and initialises the library once.
+espeak-ng keeps global state, is not thread-safe and carries hidden state from one synthesis
+to the next, so every (speaker, emotion) unit is rendered in sentence order in a fresh worker
+process (spawn-safe top-level functions) that initialises the library once: the same seed gives
+byte-identical wavs whatever the worker count, and after a resume.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import ctypes
 import json
 import multiprocessing
 import os
+import queue as queue_module
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,16 +51,28 @@ class EmotionStyle:
 
 
 STYLES: dict[str, EmotionStyle] = {
-    "neutral": EmotionStyle(pitch=45, pitch_range=35, rate=165, volume=100, gain=0.55,
-                            tilt=0.0, word_gap=0, ending="."),
-    "angry": EmotionStyle(pitch=55, pitch_range=80, rate=205, volume=180, gain=0.98,
-                          tilt=0.8, word_gap=0, ending="!"),
-    "happy": EmotionStyle(pitch=72, pitch_range=95, rate=185, volume=130, gain=0.8,
-                          tilt=0.35, word_gap=0, ending="!"),
-    "sad": EmotionStyle(pitch=25, pitch_range=12, rate=115, volume=70, gain=0.3,
-                        tilt=-0.75, word_gap=2, ending="."),
-    "surprise": EmotionStyle(pitch=88, pitch_range=100, rate=160, volume=120, gain=0.75,
-                             tilt=0.15, word_gap=0, ending="?"),
+    "neutral": EmotionStyle(
+        pitch=45, pitch_range=35, rate=165, volume=100, gain=0.55, tilt=0.0, word_gap=0, ending="."
+    ),
+    "angry": EmotionStyle(
+        pitch=55, pitch_range=80, rate=205, volume=180, gain=0.98, tilt=0.6, word_gap=0, ending="!"
+    ),
+    "happy": EmotionStyle(
+        pitch=70, pitch_range=90, rate=190, volume=130, gain=0.8, tilt=0.45, word_gap=0, ending="!"
+    ),
+    "sad": EmotionStyle(
+        pitch=30, pitch_range=12, rate=115, volume=70, gain=0.3, tilt=-0.75, word_gap=2, ending="."
+    ),
+    "surprise": EmotionStyle(
+        pitch=92,
+        pitch_range=100,
+        rate=150,
+        volume=120,
+        gain=0.75,
+        tilt=0.0,
+        word_gap=0,
+        ending="?",
+    ),
 }
 
 # (speaker id, espeak voice with variant). Variants live in espeak-ng-data/voices/!v.
@@ -264,48 +279,75 @@ class _Espeak:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
+        # espeak_ng.h: espeak_ng_STATUS espeak_ng_SetRandSeed(long seed); seeds the noise
+        # source (aspiration, frication), without which renders differ run to run
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed.restype = ctypes.c_int
         # path = the folder that *contains* espeak-ng-data
         data_parent = os.path.dirname(os.path.normpath(espeakng_loader.get_data_path()))
         self.sample_rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), 0
         )
         if self.sample_rate <= 0:
-            raise EmomixError(f"espeak-ng failed to initialise with data in {data_parent}; "
-                              "reinstall espeakng-loader")
+            raise EmomixError(
+                f"espeak-ng failed to initialise with data in {data_parent}; "
+                "reinstall espeakng-loader"
+            )
         self._lib = lib
-        self._chunks: list[np.ndarray] = []
+        self._chunks: list[bytes] = []
         self._callback = _SYNTH_CALLBACK(self._collect)  # keep a reference: C holds a pointer
 
     def _collect(self, wav, n_samples, _events) -> int:
         if wav and n_samples > 0:
-            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
+            self._chunks.append(ctypes.string_at(wav, 2 * n_samples))  # int16 samples
         return 0
 
-    def synthesize(self, text: str, voice: str, pitch: int, pitch_range: int, rate: int,
-                   volume: int, word_gap: int) -> np.ndarray:
-        """int16 samples at ``self.sample_rate``."""
+    def synthesize(
+        self,
+        text: str,
+        voice: str,
+        pitch: int,
+        pitch_range: int,
+        rate: int,
+        volume: int,
+        word_gap: int,
+        noise_seed: int = 0,
+    ) -> np.ndarray:
+        """int16 samples at ``self.sample_rate``; equal arguments give equal samples."""
         lib = self._lib
+        lib.espeak_ng_SetRandSeed(noise_seed)
         # set every time: another module in this process may have re-pointed the callback
         lib.espeak_SetSynthCallback(self._callback)
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise EmomixError(f"espeak-ng has no voice '{voice}'; check espeakng-loader's data")
-        for parameter, value in ((_PARAM_RATE, rate), (_PARAM_VOLUME, volume),
-                                 (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range),
-                                 (_PARAM_WORDGAP, word_gap)):
+        for parameter, value in (
+            (_PARAM_RATE, rate),
+            (_PARAM_VOLUME, volume),
+            (_PARAM_PITCH, pitch),
+            (_PARAM_RANGE, pitch_range),
+            (_PARAM_WORDGAP, word_gap),
+        ):
             lib.espeak_SetParameter(parameter, int(value), 0)
         self._chunks = []
         data = text.encode("utf-8")
-        status = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
-                                  None, None)
+        status = lib.espeak_Synth(
+            data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+        )
         lib.espeak_Synchronize()
         if status != 0 or not self._chunks:
             raise EmomixError(f"espeak-ng could not render {text!r} (status {status})")
-        return np.concatenate(self._chunks)
+        return np.frombuffer(b"".join(self._chunks), dtype=np.int16)
 
 
 _ENGINE: _Espeak | None = None
@@ -329,8 +371,9 @@ def apply_tilt(audio: np.ndarray, tilt: float) -> np.ndarray:
     return audio
 
 
-def trim_silence(audio: np.ndarray, sample_rate: int, top_db: float = 40.0,
-                 keep_s: float = 0.05) -> np.ndarray:
+def trim_silence(
+    audio: np.ndarray, sample_rate: int, top_db: float = 40.0, keep_s: float = 0.05
+) -> np.ndarray:
     """Cut leading/trailing audio quieter than ``top_db`` below the loudest frame, keeping
     ``keep_s`` seconds of margin on each side."""
     frame = 256
@@ -375,6 +418,7 @@ class Utterance:
     pitch: int
     pitch_range: int
     rate: int
+    noise_seed: int
 
 
 def split_sizes(n_sentences: int) -> tuple[int, int]:
@@ -413,36 +457,91 @@ def plan_corpus(n_speakers: int = 4, n_sentences: int = 150, seed: int = 0) -> l
                 rng = np.random.default_rng([seed, s, e, i])
                 pitch_shift = int(rng.integers(-style.pitch_jitter, style.pitch_jitter + 1))
                 rate_scale = 1.0 + rng.uniform(-style.rate_jitter, style.rate_jitter)
-                plan.append(Utterance(
-                    id=f"{speaker}_{emotion}_{i:04d}",
-                    text=text,
-                    render_text=with_ending(text, style.ending),
-                    speaker=speaker,
-                    voice=voice,
-                    emotion=emotion,
-                    split=split_of(i, n_sentences),
-                    pitch=int(np.clip(style.pitch + pitch_shift, 0, 100)),
-                    pitch_range=int(np.clip(style.pitch_range + pitch_shift, 0, 100)),
-                    rate=int(np.clip(round(style.rate * rate_scale), 80, 450)),
-                ))
+                plan.append(
+                    Utterance(
+                        id=f"{speaker}_{emotion}_{i:04d}",
+                        text=text,
+                        render_text=with_ending(text, style.ending),
+                        speaker=speaker,
+                        voice=voice,
+                        emotion=emotion,
+                        split=split_of(i, n_sentences),
+                        pitch=int(np.clip(style.pitch + pitch_shift, 0, 100)),
+                        pitch_range=int(np.clip(style.pitch_range + pitch_shift, 0, 100)),
+                        rate=int(np.clip(round(style.rate * rate_scale), 80, 450)),
+                        noise_seed=int(rng.integers(0, 2**31 - 1)),
+                    )
+                )
     return plan
 
 
 def render_utterance(utterance: Utterance) -> np.ndarray:
-    """The styled float32 audio of one planned utterance at SAMPLE_RATE."""
-    engine = _engine()
+    """The styled float32 audio of one planned utterance at SAMPLE_RATE.
+
+    espeak-ng carries hidden state from one synthesis to the next (pitch flutter phase, gain
+    control), so the samples depend on what this process rendered before: byte-identical
+    output needs the same history, which :func:`render_demo_corpus` guarantees.
+    """
+    return style_audio(_synthesize(utterance), STYLES[utterance.emotion], _engine().sample_rate)
+
+
+def _synthesize(utterance: Utterance) -> np.ndarray:
     style = STYLES[utterance.emotion]
-    samples = engine.synthesize(utterance.render_text, utterance.voice, utterance.pitch,
-                                utterance.pitch_range, utterance.rate, style.volume,
-                                style.word_gap)
-    return style_audio(samples, style, engine.sample_rate)
+    return _engine().synthesize(
+        utterance.render_text,
+        utterance.voice,
+        utterance.pitch,
+        utterance.pitch_range,
+        utterance.rate,
+        style.volume,
+        style.word_gap,
+        utterance.noise_seed,
+    )
 
 
-def _render_to(job: tuple[Utterance, str]) -> str:
-    """Worker entry point (top level, spawn-safe): render one utterance into its wav."""
-    utterance, path = job
-    save_wav(path, render_utterance(utterance), SAMPLE_RATE)
-    return utterance.id
+_PROGRESS_QUEUE = None
+
+
+def _set_progress_queue(queue) -> None:
+    global _PROGRESS_QUEUE
+    _PROGRESS_QUEUE = queue
+
+
+def _render_unit(job: tuple[list[Utterance], str]) -> int:
+    """Worker entry point (top level, spawn-safe). Renders one (speaker, emotion) unit in
+    sentence order in a fresh process, so every file sees the same espeak history whatever
+    the worker count, and files that already exist are synthesised (to keep that history)
+    but not styled or written again. Returns the number of files written."""
+    utterances, wav_dir = job
+    written = 0
+    for utterance in utterances:
+        samples = _synthesize(utterance)
+        path = Path(wav_dir) / f"{utterance.id}.wav"
+        if path.exists():
+            continue
+        style = STYLES[utterance.emotion]
+        save_wav(path, style_audio(samples, style, _engine().sample_rate), SAMPLE_RATE)
+        written += 1
+        if _PROGRESS_QUEUE is not None:
+            _PROGRESS_QUEUE.put(1)
+    return written
+
+
+def _units(plan: list[Utterance]) -> list[list[Utterance]]:
+    """The plan grouped by (speaker, emotion), sentences in order."""
+    groups: dict[tuple[str, str], list[Utterance]] = {}
+    for utterance in plan:
+        groups.setdefault((utterance.speaker, utterance.emotion), []).append(utterance)
+    return list(groups.values())
+
+
+def _process_context():
+    """fork where it exists and this process has no used espeak state to leak into children;
+    spawn otherwise. Either way each unit gets a process that has never synthesised."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and _ENGINE is None:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def _manifest_row(utterance: Utterance) -> dict:
@@ -458,20 +557,37 @@ def _manifest_row(utterance: Utterance) -> dict:
 
 
 def _progress_bar(enabled: bool):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn("rendering demo corpus"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), disable=not enabled)
+    return Progress(
+        TextColumn("rendering demo corpus"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
 
 
-def render_demo_corpus(root: Path, n_speakers: int = 4, n_sentences: int = 150, seed: int = 0,
-                       workers: int = 1, progress: bool = True) -> Path:
+def render_demo_corpus(
+    root: Path,
+    n_speakers: int = 4,
+    n_sentences: int = 150,
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> Path:
     """Render the demo corpus into ``root`` and return ``root``.
 
     Writes ``root/wavs/<speaker>_<emotion>_<NNNN>.wav`` (22050 Hz, mono, 16-bit) and, last,
     ``root/manifest.jsonl``. Existing wavs are kept, so an interrupted run resumes where it
-    stopped; each wav is written atomically, so a kill loses only the files in flight.
+    stopped; each wav is written atomically, so a kill loses only the files in flight. The
+    same seed gives byte-identical wavs for any ``workers`` and across resumes.
     """
     if workers < 1:
         raise EmomixError(f"workers must be at least 1, got {workers}")
@@ -484,19 +600,30 @@ def render_demo_corpus(root: Path, n_speakers: int = 4, n_sentences: int = 150, 
     for stale in wav_dir.glob(".*.tmp"):  # temp files of a killed run
         stale.unlink(missing_ok=True)
     plan = plan_corpus(n_speakers, n_sentences, seed)
-    jobs = [(u, str(wav_dir / f"{u.id}.wav")) for u in plan
-            if not (wav_dir / f"{u.id}.wav").exists()]
+    missing = {u.id for u in plan if not (wav_dir / f"{u.id}.wav").exists()}
+    units = [unit for unit in _units(plan) if any(u.id in missing for u in unit)]
     with _progress_bar(progress) as bar:
-        task = bar.add_task("render", total=len(plan), completed=len(plan) - len(jobs))
-        if workers == 1 or len(jobs) <= 1:
-            for job in jobs:
-                _render_to(job)
-                bar.advance(task)
-        else:
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(min(workers, len(jobs))) as pool:
-                for _ in pool.imap_unordered(_render_to, jobs, chunksize=8):
-                    bar.advance(task)
+        task = bar.add_task("render", total=len(plan), completed=len(plan) - len(missing))
+        if units:
+            context = _process_context()
+            queue = context.Queue()
+            with context.Pool(
+                min(workers, len(units)),
+                initializer=_set_progress_queue,
+                initargs=(queue,),
+                maxtasksperchild=1,
+            ) as pool:
+                result = pool.map_async(
+                    _render_unit, [(unit, str(wav_dir)) for unit in units], chunksize=1
+                )
+                done = 0
+                while done < len(missing) and not (result.ready() and queue.empty()):
+                    try:
+                        done += queue.get(timeout=0.2)
+                        bar.advance(task)
+                    except queue_module.Empty:  # nothing finished: poll the result again
+                        continue
+                result.get()  # re-raises a worker's error
     lines = "".join(json.dumps(_manifest_row(u), ensure_ascii=False) + "\n" for u in plan)
     atomic_write_text(root / "manifest.jsonl", lines)
     return root

@@ -223,6 +223,7 @@ def _normalize_english(text: str) -> str:
     text = re.sub(r"\b(\d{1,2}):(\d{2})\b", lambda m: f"{m.group(1)} {m.group(2)}"
                   if m.group(2) != "00" else f"{m.group(1)} o'clock", text)
     text = re.sub(r"#\s?(?=\d)", "number ", text)
+    text = re.sub(r"(\d)\.(\d+)", lambda m: f"{m.group(1)} point {' '.join(m.group(2))}", text)
     for symbol, words in _SYMBOL_WORDS.items():
         text = text.replace(symbol, words)
     return text
@@ -289,9 +290,11 @@ def phonemize(texts: list[str], language: str = "en") -> list[str]:
         return []
     # phonemizer mis-aligns outputs when one line phonemizes to nothing, so each text is one
     # line (whitespace collapsed above) and results are checked one-to-one.
-    outputs = _backend(espeak_language).phonemize(normalized, strip=True, njobs=1)
+    backend = _backend(espeak_language)
+    outputs = backend.phonemize(normalized, strip=True, njobs=1)
     if len(outputs) != len(normalized):
-        raise EmomixError("espeak returned a different number of lines; report this as a bug")
+        # a mark inside a token ("a.b") can split a line in two: redo one text per call
+        outputs = [" ".join(backend.phonemize([text], strip=True, njobs=1)) for text in normalized]
     results = []
     for output in outputs:
         output = unicodedata.normalize("NFD", output).replace("—", "-")

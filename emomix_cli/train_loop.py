@@ -59,6 +59,7 @@ class LoopConfig:
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     early_stop_patience: int = 0  # validations without improvement; 0 = off
+    max_minutes: float = 0.0  # wall-clock budget of this run; 0 = off. Stops cleanly, resumable
 
 
 @dataclass
@@ -291,6 +292,16 @@ def _restore(path: Path, model, ema, optimizer, scaler, kind: str) -> tuple[_Sta
     return state, blob["rng"]
 
 
+def _past_deadline(deadline: float, world_size: int) -> bool:
+    """Whether the time budget is spent; under DDP rank 0 decides for every rank."""
+    flag = torch.tensor([1.0 if time.perf_counter() > deadline else 0.0])
+    if world_size > 1:
+        if torch_dist.get_backend() == "nccl":
+            flag = flag.cuda()
+        torch_dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -392,7 +403,8 @@ def fit(
 
     window: dict[str, torch.Tensor] = {}
     window_steps, window_start = 0, time.perf_counter()
-    stopped = False
+    deadline = time.perf_counter() + 60.0 * cfg.max_minutes if cfg.max_minutes > 0 else None
+    stopped = timed_out = False
     model.train()
     try:
         while state.step < cfg.steps and not stopped:
@@ -460,6 +472,12 @@ def fit(
                         f"early stop at step {state.step}: no better score in "
                         f"{cfg.early_stop_patience} validations (best {state.best_score})"
                     )
+                if deadline is not None and not stopped and _past_deadline(deadline, info.world_size):
+                    timed_out = stopped = True
+                    logger.line(
+                        f"time budget of {cfg.max_minutes} min reached at step {state.step}; "
+                        f"continue with --resume {run_dir / 'last.pt'}"
+                    )
                 if stopped or state.step >= cfg.steps:
                     break  # before fetching another batch, so a resume sees the same stream
             else:
@@ -471,7 +489,7 @@ def fit(
                 state.epoch += 1
                 state.batch_in_epoch = 0
         validated_now = cfg.val_every > 0 and state.step % cfg.val_every == 0
-        if validate is not None and not stopped and not validated_now:
+        if validate is not None and (timed_out or not stopped) and not validated_now:
             run_validation()
         save_all()
         logger.line(f"done step {state.step} checkpoint {result.checkpoint}")
@@ -480,7 +498,7 @@ def fit(
         if owns_group:
             torch_dist.destroy_process_group()
     result.step = state.step
-    result.stopped_early = stopped
+    result.stopped_early = stopped and not timed_out
     result.best_score = state.best_score
     result.best = run_dir / "best.pt" if state.best_score is not None else None
     return result

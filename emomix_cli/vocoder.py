@@ -109,6 +109,8 @@ class GriffinLim(Vocoder):
 
     def mel_to_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel [B, n_mels, T] -> linear magnitude [B, n_fft//2+1, T] (>= 0)."""
+        # The clamp keeps exp() finite for a diverged model's mel (a real log-mel is < ~5).
+        mel = mel.clamp(max=30.0)
         return torch.matmul(self.inverse_basis.to(mel.device), mel.exp()).clamp_(min=0.0)
 
     def _vocode(self, mel: torch.Tensor) -> torch.Tensor:

@@ -71,6 +71,7 @@ def test_english_abbreviations_and_symbols_are_expanded():
     assert normalize_text("It costs $3.50 now") == "It costs 3 dollars 50 cents now"
     assert normalize_text("$5 etc. Then") == "5 dollars et cetera. Then"
     assert normalize_text("e.g. the 1990s") == "for example the 19 nineties"
+    assert normalize_text("pi is 3.14") == "pi is 3 point 1 4"
     assert normalize_text("Hello (there) -- friend") == "Hello, there — friend"
 
 
@@ -86,6 +87,11 @@ def test_batch_with_punctuation_only_lines_stays_aligned():
     out = phonemize(["...", "one", "!!!", "two"])
     assert out[0] == "..." and out[2] == "!!!"
     assert out[1].replace("ˌ", "ˈ") == "wˈʌn" and "tˈuː" in out[3]
+
+
+def test_a_mark_inside_a_token_does_not_shift_the_batch():
+    out = phonemize(["see www.example.com now", "two"])
+    assert len(out) == 2 and "tˈuː" in out[1] and "nˈaʊ" in out[0]
 
 
 def test_mandarin_gives_known_symbols_with_tones():

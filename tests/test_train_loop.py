@@ -199,3 +199,19 @@ def test_two_process_ddp_on_cpu_keeps_ranks_in_sync(tmp_path):
     assert torch.equal(r0["weight"], r1["weight"])
     assert load_checkpoint(tmp_path / "last.pt", "train-state")["step"] == 6
     assert "world=2" in (tmp_path / "train.log").read_text()
+
+
+def test_time_budget_stops_cleanly_and_resume_finishes_the_run(tmp_path):
+    seed_everything(0)
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    first = fit(model, opt, make_batches(), mse_step, cfg(steps=50, max_minutes=1e-9), tmp_path, "lin",
+                export_state)
+    assert first.step == 1 and not first.stopped_early
+    assert load_checkpoint(tmp_path / "last.pt", "train-state")["step"] == 1
+    assert "time budget" in (tmp_path / "train.log").read_text()
+    model2 = nn.Linear(1, 1)
+    opt2 = torch.optim.SGD(model2.parameters(), lr=0.05)
+    second = fit(model2, opt2, make_batches(), mse_step, cfg(steps=50), tmp_path, "lin", export_state,
+                 resume=tmp_path / "last.pt")
+    assert second.step == 50

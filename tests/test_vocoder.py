@@ -206,8 +206,14 @@ def test_hifigan_official_checkpoint_matches_reference(tmp_path, resblock):
     assert vocoder.sample_rate == 22050 and vocoder.hop_length == 256
 
 
-def test_fold_weight_norm_equals_torch_weight_norm():
-    conv = torch.nn.utils.weight_norm(torch.nn.ConvTranspose1d(4, 3, 5))
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*:FutureWarning")
+@pytest.mark.parametrize("style", ["weight_g", "parametrizations"])
+def test_fold_weight_norm_equals_torch_weight_norm(style):
+    conv = torch.nn.ConvTranspose1d(4, 3, 5)
+    if style == "weight_g":
+        conv = torch.nn.utils.weight_norm(conv)
+    else:
+        conv = torch.nn.utils.parametrizations.weight_norm(conv)
     state = {k: v.detach() for k, v in conv.state_dict().items()}
     folded = fold_weight_norm(state)
     assert set(folded) == {"weight", "bias"}

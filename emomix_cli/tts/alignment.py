@@ -49,7 +49,9 @@ def maximum_path(value: Tensor, mask: Tensor) -> Tensor:
     outside the mask. Runs on the CPU (the tensors are moved there and back).
     """
     if value.shape != mask.shape or value.dim() != 3:
-        raise ValueError(f"value and mask must both be [B, Tx, Ty], got {value.shape}, {mask.shape}")
+        raise ValueError(
+            f"value and mask must both be [B, Tx, Ty], got {value.shape}, {mask.shape}"
+        )
     mask_np = mask.detach().to("cpu", torch.float32).numpy()
     value_np = np.ascontiguousarray(value.detach().to("cpu", torch.float64).numpy() * mask_np)
     t_xs = (mask_np.sum(axis=1)[:, 0]).astype(np.int64)

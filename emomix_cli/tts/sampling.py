@@ -27,28 +27,17 @@ from collections.abc import Callable
 import torch
 
 from ..errors import EmomixError
+from .sde import BETA_MAX, BETA_MIN, beta, cumulative_beta, randn_like  # β: floats too
 
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 
-BETA_MIN = 0.05
-BETA_MAX = 20.0
 T_END = 1e-3  # where the fast solvers stop; the remaining noise std is ~0.008
-
-
-def beta(t: float, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -> float:
-    """β_t = β0 + (β1 − β0)t."""
-    return beta_min + (beta_max - beta_min) * t
-
-
-def cumulative_beta(t: float, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -> float:
-    """∫_0^t β_u du = β0 t + ½(β1 − β0)t²."""
-    return beta_min * t + 0.5 * (beta_max - beta_min) * t * t
 
 
 def initial_noise(mu: torch.Tensor, mask: torch.Tensor, temperature: float,
                   generator: torch.Generator | None) -> torch.Tensor:
     """x_1 = (μ + z/τ)·mask, z ~ N(0, I) drawn from ``generator``."""
-    z = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    z = randn_like(mu, generator)
     return (mu + z / temperature) * mask
 
 
@@ -69,7 +58,7 @@ def euler(score_fn: ScoreFn, mu: torch.Tensor, mask: torch.Tensor, n_steps: int,
         beta_t = beta(t, beta_min, beta_max)
         score = score_fn(x, t)
         if stochastic:
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            z = randn_like(x, generator)
             dx = (0.5 * (mu - x) - score) * beta_t * h + math.sqrt(beta_t * h) * z
         else:
             dx = 0.5 * (mu - x - score) * beta_t * h
@@ -97,7 +86,7 @@ def heun(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = 1.5,
 
     x = _start(mu, mask, temperature, generator, x_start)
     times = torch.linspace(1.0, t_end, n_steps + 1).tolist()
-    for t, t_next in zip(times[:-1], times[1:]):
+    for t, t_next in zip(times[:-1], times[1:], strict=True):
         d = velocity(x, t)
         x_pred = (x + (t_next - t) * d) * mask
         x = (x + (t_next - t) * 0.5 * (d + velocity(x_pred, t_next))) * mask

@@ -107,9 +107,9 @@ class Wav2Vec2SpeakerEncoder:
 
     def embed_wav(self, path: str | Path) -> np.ndarray:
         """Speaker vector ``[dim]`` of a wav file (``--speaker-wav`` at inference)."""
-        from ..audio import AudioConfig, load_wav
-
         import soundfile as sf
+
+        from ..audio import AudioConfig, load_wav
 
         try:
             sample_rate = sf.info(str(path)).samplerate

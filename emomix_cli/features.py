@@ -1,0 +1,529 @@
+"""The feature store (DESIGN §3): ``prep`` turns corpus records into mels + phonemes on disk;
+``FeatureStore`` reads them back; ``MelDataset``/``collate`` and the samplers feed training.
+
+Store layout: ``manifest.jsonl``, ``mels/<id>.npy`` (float32 [80, T]), ``config.yaml``
+(dataset, audio config, symbol table), ``speakers.json``, ``emotions.json``.
+
+Resumability: each finished utterance has its mel written atomically and then its manifest row
+appended (flushed, fsynced) to ``.prep/rows.jsonl`` by the main process, so a kill loses only
+the utterances in flight. A rerun treats an utterance as done when its mel exists and a row for
+it (from that journal or the final manifest) matches the record; the final ``manifest.jsonl``
+is written atomically, and files whose content did not change are not rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .audio import AudioConfig, load_wav, mel_spectrogram
+from .config import atomic_write_bytes, atomic_write_text, from_dict, to_dict
+from .errors import EmomixError
+from .text import SymbolTable, default_symbol_table, normalize_text, phonemize
+
+DATASETS = ("esd", "iemocap", "ravdess", "cremad", "manifest", "demo")
+_DEMO_OPTIONS = ("n_speakers", "n_sentences", "seed")
+_CHUNK = 16  # records per worker task: one batched phonemizer call each
+# Starting spawn workers (each imports torch) costs seconds, about what one process needs for a
+# few hundred utterances; below this many pending records prep stays in process.
+_MIN_POOL_RECORDS = 256
+
+
+@dataclass
+class PrepSummary:
+    """What ``prep`` did: utterances per speaker × emotion, hours, skipped files, time."""
+
+    out: Path
+    counts: dict[str, dict[str, int]]  # speaker -> emotion -> utterances in the store
+    hours: float
+    n_utterances: int
+    n_new: int  # computed in this run (the rest were already done)
+    skipped: list[tuple[str, str]]  # (path, reason)
+    warnings: list[str] = field(default_factory=list)  # reader warnings, missing transcripts
+    elapsed_s: float = 0.0
+
+
+# ---------------------------------------------------------------- per-utterance work
+def _mel_path(out: Path, item_id: str) -> Path:
+    return out / "mels" / f"{item_id}.npy"
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _phonemes_for(records: list, warnings: list[str]) -> list[str]:
+    """Phonemes per record, one batched espeak call per language; "" for empty transcripts."""
+    phonemes = [""] * len(records)
+    by_language: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
+        if normalize_text(record.text, record.language):
+            by_language[record.language].append(index)
+        else:
+            warnings.append(f"{record.wav}: no transcript; kept for the SER, skipped by TTS")
+    for language, indices in by_language.items():
+        texts = [records[i].text for i in indices]
+        for index, result in zip(indices, phonemize(texts, language), strict=True):
+            phonemes[index] = result
+    return phonemes
+
+
+def _process_chunk(records: list, out: str, audio: dict) -> dict:
+    """Worker entry point (top level, spawn-safe): mels + phonemes for a chunk of records."""
+    torch.set_num_threads(1)
+    cfg = from_dict(AudioConfig, audio)
+    rows, skipped, warnings, loaded = [], [], [], []
+    for record in records:
+        try:
+            loaded.append((record, load_wav(record.wav, cfg)))
+        except EmomixError as error:
+            skipped.append((str(record.wav), str(error)))
+    phonemes = _phonemes_for([r for r, _ in loaded], warnings)
+    for (record, wav), phones in zip(loaded, phonemes, strict=True):
+        with torch.no_grad():
+            mel = mel_spectrogram(torch.from_numpy(wav), cfg)[0].numpy().astype(np.float32)
+        atomic_write_bytes(_mel_path(Path(out), record.id), _npy_bytes(mel))
+        rows.append(_row(record, phones, mel.shape[1]))
+    return {"rows": rows, "skipped": skipped, "warnings": warnings, "n": len(records)}
+
+
+def _wav_key(record) -> str:
+    return str(Path(record.wav).resolve())
+
+
+def _row(record, phonemes: str, frames: int) -> dict:
+    return {
+        "id": record.id, "speaker": record.speaker, "emotion": record.emotion,
+        "text": record.text, "phonemes": phonemes, "wav": _wav_key(record),
+        "n_frames": int(frames), "split": record.split, "language": record.language,
+        "extra": dict(record.extra),
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------- prep
+def _read_records(dataset: str, src: Path, workers: int, progress: bool, language, options):
+    from .corpora import read_corpus, reader_options
+
+    if dataset not in DATASETS:
+        raise EmomixError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if dataset == "demo":
+        from .demo_corpus import render_demo_corpus
+
+        demo = {k: options.pop(k) for k in _DEMO_OPTIONS if options.get(k) is not None}
+        render_demo_corpus(src, workers=workers, progress=progress, **demo)
+        dataset = "manifest"
+    if language is not None and "language" in reader_options(dataset):
+        options["language"] = language
+        language = None
+    result = read_corpus(dataset, src, **options)
+    if language is not None:
+        for record in result.records:
+            record.language = language
+    return result
+
+
+def _journal_rows(out: Path) -> dict[str, dict]:
+    """Rows already finished: the final manifest, then the journal (later rows win)."""
+    rows: dict[str, dict] = {}
+    for path in (out / "manifest.jsonl", out / ".prep" / "rows.jsonl"):
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                rows[row["id"]] = row
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut by a kill: that utterance is simply redone
+    return rows
+
+
+def _check_config(out: Path, config: dict) -> None:
+    path = out / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        old = {}
+    for key in ("audio", "symbols"):
+        if old.get(key) != config[key]:
+            raise EmomixError(
+                f"{out} was prepared with another {key} config; use a new --out folder "
+                f"(or delete {out}) to prepare with these settings"
+            )
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("prep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), disable=not enabled,
+    )  # fmt: skip
+
+
+def prep(
+    dataset: str,
+    src: Path,
+    out: Path,
+    workers: int = 1,
+    audio: AudioConfig | None = None,
+    progress: bool = True,
+    language: str | None = None,
+    **reader_options: Any,
+) -> PrepSummary:
+    """Corpus ``src`` -> feature store ``out`` (resumable; corrupt files skipped and listed)."""
+    start = time.perf_counter()
+    if workers < 1:
+        raise EmomixError(f"--workers must be at least 1, got {workers}")
+    src, out = Path(src).expanduser(), Path(out).expanduser()
+    audio = audio or AudioConfig()
+    config = {"dataset": dataset, "audio": to_dict(audio), "symbols": default_symbol_table().to_dict()}
+    _check_config(out, config)
+    result = _read_records(dataset, src, workers, progress, language, dict(reader_options))
+    records = result.records
+    try:
+        (out / "mels").mkdir(parents=True, exist_ok=True)
+        (out / ".prep").mkdir(exist_ok=True)
+    except OSError as error:
+        raise EmomixError(f"cannot create {out}: {error}; choose a writable --out") from None
+    _write_if_changed(out / "config.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    for stale in (out / "mels").glob(".*.tmp"):  # temp files of a killed run
+        stale.unlink(missing_ok=True)
+
+    done = _journal_rows(out)
+    finished: dict[str, dict] = {}
+    todo = []
+    for record in records:
+        row = done.get(record.id)
+        if (row and row.get("wav") == _wav_key(record) and row.get("text") == record.text
+                and _mel_path(out, record.id).is_file()):
+            finished[record.id] = row
+        else:
+            todo.append(record)
+    skipped: list[tuple[str, str]] = []
+    warnings = list(result.warnings)
+    n_new = 0
+    chunks = [todo[i : i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+    with open(out / ".prep" / "rows.jsonl", "a", encoding="utf-8") as journal, _progress(progress) as bar:
+        task = bar.add_task("prep", total=len(records), completed=len(records) - len(todo))
+        for chunk_result in _run_chunks(chunks, out, audio, workers):
+            for row in chunk_result["rows"]:
+                journal.write(json.dumps(row, ensure_ascii=False) + "\n")
+                finished[row["id"]] = row
+            journal.flush()
+            os.fsync(journal.fileno())
+            n_new += len(chunk_result["rows"])
+            skipped.extend(chunk_result["skipped"])
+            warnings.extend(chunk_result["warnings"])
+            bar.advance(task, chunk_result["n"])
+
+    rows = [finished[r.id] for r in records if r.id in finished]
+    if not rows:
+        first = f": {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        raise EmomixError(f"no utterance of {src} could be prepared{first}; check the audio files")
+    _finish_store(out, rows)
+    hours = sum(r["n_frames"] for r in rows) * audio.hop_length / audio.sample_rate / 3600
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        counts[row["speaker"]][row["emotion"]] += 1
+    return PrepSummary(
+        out=out,
+        counts={s: dict(sorted(e.items())) for s, e in sorted(counts.items())},
+        hours=hours,
+        n_utterances=len(rows),
+        n_new=n_new,
+        skipped=skipped,
+        warnings=warnings,
+        elapsed_s=time.perf_counter() - start,
+    )
+
+
+def _run_chunks(chunks: list[list], out: Path, audio: AudioConfig, workers: int):
+    """Yield chunk results, in process (workers=1) or from a spawn process pool."""
+    audio_dict = to_dict(audio)
+    if workers == 1 or len(chunks) <= 1 or sum(map(len, chunks)) < _MIN_POOL_RECORDS:
+        for chunk in chunks:
+            yield _process_chunk(chunk, str(out), audio_dict)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
+        futures = [pool.submit(_process_chunk, chunk, str(out), audio_dict) for chunk in chunks]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _finish_store(out: Path, rows: list[dict]) -> None:
+    manifest = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    _write_if_changed(out / "manifest.jsonl", manifest)
+    _write_if_changed(out / "speakers.json", json.dumps(sorted({r["speaker"] for r in rows})) + "\n")
+    _write_if_changed(out / "emotions.json", json.dumps(sorted({r["emotion"] for r in rows})) + "\n")
+    # The manifest now holds every row; the journal restarts empty (atomically).
+    _write_if_changed(out / ".prep" / "rows.jsonl", "")
+
+
+def summary_table(summary: PrepSummary):
+    """A rich table: utterances per speaker (rows) × emotion (columns), with totals."""
+    from rich.table import Table
+
+    emotions = sorted({e for per in summary.counts.values() for e in per})
+    table = Table(
+        title=f"{summary.out}: {summary.n_utterances} utterances, {summary.hours:.2f} h "
+        f"({summary.n_new} new, {len(summary.skipped)} skipped, {summary.elapsed_s:.1f} s)"
+    )
+    table.add_column("speaker")
+    for emotion in emotions:
+        table.add_column(emotion, justify="right")
+    table.add_column("total", justify="right")
+    for speaker, per in summary.counts.items():
+        table.add_row(speaker, *[str(per.get(e, 0)) for e in emotions], str(sum(per.values())))
+    return table
+
+
+# ---------------------------------------------------------------- reading the store
+class FeatureStore:
+    """Read access to a feature store written by ``prep``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser()
+        hint = f"run `emomix prep --dataset ... SRC --out {self.root}` first"
+        for name in ("manifest.jsonl", "config.yaml"):
+            if not (self.root / name).is_file():
+                raise EmomixError(f"{self.root} is not an emomix feature store (no {name}): {hint}")
+        try:
+            config = yaml.safe_load((self.root / "config.yaml").read_text(encoding="utf-8")) or {}
+            self.audio: AudioConfig = from_dict(AudioConfig, config["audio"])
+            self.symbols: SymbolTable = SymbolTable.from_dict(config["symbols"])
+        except (yaml.YAMLError, KeyError, TypeError):
+            raise EmomixError(f"{self.root}/config.yaml is broken: {hint} again") from None
+        self.dataset: str = str(config.get("dataset", ""))
+        self._rows = self._read_manifest(hint)
+        self.speakers: list[str] = self._names("speakers.json", "speaker")
+        self.emotions: list[str] = self._names("emotions.json", "emotion")
+
+    def _read_manifest(self, hint: str) -> list[dict]:
+        rows = []
+        path = self.root / "manifest.jsonl"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise EmomixError(f"{path} line {number} is not valid JSON: {hint} again") from None
+        return rows
+
+    def _names(self, filename: str, key: str) -> list[str]:
+        path = self.root / filename
+        if path.is_file():
+            return list(json.loads(path.read_text(encoding="utf-8")))
+        return sorted({row[key] for row in self._rows})
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def items(self, split: str | None = None) -> list[dict]:
+        """Manifest rows (id, speaker, emotion, text, phonemes, wav, n_frames, split, ...)."""
+        if split is None:
+            return list(self._rows)
+        if split not in ("train", "val", "test"):
+            raise EmomixError(f"unknown split {split!r}; use train, val or test")
+        return [row for row in self._rows if row["split"] == split]
+
+    def mel(self, item_id: str) -> np.ndarray:
+        """The log-mel float32 [n_mels, T] of utterance ``item_id``."""
+        path = self.root / "mels" / f"{item_id}.npy"
+        if not path.is_file():
+            raise EmomixError(f"mel {path} is missing; re-run `emomix prep ... --out {self.root}`")
+        return np.load(path).astype(np.float32, copy=False)
+
+    def tokens(self, item: dict) -> list[int]:
+        return self.symbols.encode(item["phonemes"])
+
+
+# ---------------------------------------------------------------- training data
+class MelDataset(torch.utils.data.Dataset):
+    """Utterances of one split as dict(id, mel[80,T], tokens[L], speaker, emotion).
+
+    With ``with_tokens`` utterances without phonemes (no transcript) are left out.
+    """
+
+    def __init__(self, store: FeatureStore, split: str | None = "train", with_tokens: bool = True):
+        self.store = store
+        self.with_tokens = with_tokens
+        items = store.items(split)
+        self.items = [it for it in items if it.get("phonemes")] if with_tokens else items
+        self.speaker_ids = {name: i for i, name in enumerate(store.speakers)}
+        self.emotion_ids = {name: i for i, name in enumerate(store.emotions)}
+
+    @property
+    def lengths(self) -> list[int]:
+        """Mel frames per item (from the manifest, no file reads): for the bucket sampler."""
+        return [int(it["n_frames"]) for it in self.items]
+
+    @property
+    def labels(self) -> list[int]:
+        """Emotion id per item: for the class-balanced sampler."""
+        return [self.emotion_ids[it["emotion"]] for it in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        tokens = self.store.tokens(item) if self.with_tokens else []
+        return {
+            "id": item["id"],
+            "mel": torch.from_numpy(self.store.mel(item["id"])),
+            "tokens": torch.tensor(tokens, dtype=torch.long),
+            "speaker": self.speaker_ids[item["speaker"]],
+            "emotion": self.emotion_ids[item["emotion"]],
+        }
+
+
+def collate(batch: list[dict]) -> dict:
+    """Zero-pad a list of items: mel [B,80,Tmax], tokens [B,Lmax], with their lengths [B]."""
+    mel_lengths = torch.tensor([b["mel"].shape[-1] for b in batch], dtype=torch.long)
+    token_lengths = torch.tensor([b["tokens"].shape[0] for b in batch], dtype=torch.long)
+    n_mels = batch[0]["mel"].shape[0]
+    mel = torch.zeros(len(batch), n_mels, int(mel_lengths.max()))
+    tokens = torch.zeros(len(batch), int(token_lengths.max()), dtype=torch.long)
+    for i, b in enumerate(batch):
+        mel[i, :, : b["mel"].shape[-1]] = b["mel"]
+        tokens[i, : b["tokens"].shape[0]] = b["tokens"]
+    return {
+        "ids": [b["id"] for b in batch],
+        "mel": mel,
+        "mel_lengths": mel_lengths,
+        "tokens": tokens,
+        "token_lengths": token_lengths,
+        "speaker": torch.tensor([b["speaker"] for b in batch], dtype=torch.long),
+        "emotion": torch.tensor([b["emotion"] for b in batch], dtype=torch.long),
+    }
+
+
+class _EpochBatchSampler(torch.utils.data.Sampler):
+    """Shared epoch/rank handling: subclasses build the global batch list for an epoch."""
+
+    def __init__(self, seed: int, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise EmomixError(f"rank {rank} is outside world size {world_size}")
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self, rng: np.random.Generator) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _rank_batches(self) -> list[list[int]]:
+        batches = self._batches(np.random.default_rng([self.seed, self.epoch]))
+        if self.world_size > 1 and batches:
+            # every rank gets the same number of batches (DDP steps in lockstep)
+            per_rank = math.ceil(len(batches) / self.world_size)
+            batches = (batches * self.world_size)[: per_rank * self.world_size]
+            batches = batches[self.rank :: self.world_size]
+        return batches
+
+    def __iter__(self):
+        return iter(self._rank_batches())
+
+    def __len__(self) -> int:
+        return len(self._rank_batches())
+
+
+class LengthBucketSampler(_EpochBatchSampler):
+    """Batches of indices of similar length (a ``batch_sampler``).
+
+    Each epoch: shuffle, cut into pools of ``batch_size * bucket_size_multiplier``, sort each
+    pool by length, cut into batches, shuffle the batch order. Every index appears once per
+    epoch (``drop_last`` drops only the final short batch). With ``world_size > 1`` each rank
+    takes every ``world_size``-th batch (batches repeated so all ranks get as many).
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, shuffle: bool = True, seed: int = 0,
+                 bucket_size_multiplier: int = 20, drop_last: bool = False, rank: int = 0,
+                 world_size: int = 1):  # fmt: skip
+        if batch_size < 1:
+            raise EmomixError(f"batch size must be at least 1, got {batch_size}")
+        super().__init__(seed, rank, world_size)
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.pool = batch_size * max(1, bucket_size_multiplier)
+
+    def _batches(self, rng):
+        n = len(self.lengths)
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        pools = [order[i : i + self.pool] for i in range(0, n, self.pool)]
+        flat = np.concatenate([p[np.argsort(self.lengths[p], kind="stable")] for p in pools]) if n else order
+        batches = [flat[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+
+class ClassBalancedSampler(_EpochBatchSampler):
+    """Batches in which every class is equally likely (SER on unbalanced corpora).
+
+    Each slot draws a class uniformly, then the next index of that class from a per-class
+    shuffled queue (refilled when empty), so rare classes repeat and frequent ones rotate.
+    ``num_batches`` defaults to ``ceil(len(labels) / batch_size)`` per epoch.
+    """
+
+    def __init__(self, labels: list[int], batch_size: int, seed: int = 0,
+                 num_batches: int | None = None, rank: int = 0, world_size: int = 1):  # fmt: skip
+        if batch_size < 1:
+            raise EmomixError(f"batch size must be at least 1, got {batch_size}")
+        super().__init__(seed, rank, world_size)
+        self.batch_size = batch_size
+        self.by_class: dict[int, np.ndarray] = {}
+        labels = np.asarray(labels)
+        for label in np.unique(labels):
+            self.by_class[int(label)] = np.flatnonzero(labels == label)
+        self.num_batches = num_batches or math.ceil(len(labels) / batch_size)
+
+    def _batches(self, rng):
+        if not self.by_class:
+            return []
+        classes = sorted(self.by_class)
+        queues: dict[int, list[int]] = {c: [] for c in classes}
+        batches = []
+        for _ in range(self.num_batches):
+            batch = []
+            for c in rng.choice(classes, size=self.batch_size):
+                if not queues[c]:
+                    queues[c] = rng.permutation(self.by_class[c]).tolist()
+                batch.append(queues[c].pop())
+            batches.append(batch)
+        return batches

@@ -1,0 +1,481 @@
+"""Train the EmoMix acoustic model: config -> data -> losses -> ``train_loop.fit`` -> checkpoint.
+
+``train_tts(config_path)`` is a straight line (nanoGPT style):
+
+1. load :class:`TTSTrainConfig` (unknown keys rejected), save the resolved config in the run;
+2. open the feature store, load the frozen SER, embed every utterance once (cached) and get the
+   emotion prototypes (given, or computed into the run folder);
+3. build :class:`~emomix_cli.tts.model.EmoMixTTS` (vocabulary from the store's symbols,
+   emotion size from the SER, speakers from the store), optionally warm-started from an
+   official Grad-TTS ``state_dict`` (``init_from``);
+4. ``fit`` with ``total = dur + prior + diff + style_weight · style``, each term logged, an EMA
+   of the weights, periodic validation (losses + one sample per emotion), and an export
+   payload (kind ``tts``) that holds everything inference needs, SER included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoint import load_checkpoint
+from ..config import atomic_write_bytes, atomic_write_text, load_config, save_yaml, to_dict
+from ..errors import EmomixError
+from ..train_loop import LoopConfig, dist_info, fit, seed_everything
+from . import sde
+from .speaker import Wav2Vec2SpeakerEncoder, check_speaker_encoder, store_speaker_embeddings
+
+
+@dataclass
+class TTSTrainConfig:
+    features: str = ""  # feature store folder (`emomix prep --out`)
+    ser: str = ""  # SER checkpoint (`emomix train ser`)
+    prototypes: str = ""  # prototypes file; empty = compute them into run_dir/prototypes.pt
+    preset: str = "small"  # small | paper (tts.model.preset)
+    model: dict = field(default_factory=dict)  # TTSConfig overrides on top of the preset
+    speaker_encoder: str = "table"  # table | wav2vec2 | none
+    wav2vec2_path: str = ""  # LOCAL folder of a transformers Wav2Vec2Model
+    wav2vec2_layer: int = -1  # hidden state to mean-pool (0 = CNN projection, -1 = last)
+    style_weight: float = 1e-4  # λ_style
+    # weight each item's style loss by a_t² = e^{-∫β} (sde.x0_weight): x̂0 amplifies the score
+    # error by 1/a_t (~150x at t = 1), so without it noisy-time items dominate the style loss
+    style_snr_weighting: bool = True
+    out_size: int = 172  # decoder segment in frames (Grad-TTS: 2 s); 0 = whole utterances
+    n_val_steps: int = 25  # reverse-diffusion steps of the validation samples
+    val_temperature: float = 1.5
+    run_dir: str = "runs/tts"
+    train: LoopConfig = field(default_factory=LoopConfig)
+
+
+# ---------------------------------------------------------------- style loss
+def gram(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Gram matrices ``[B, C, C]`` of ``features [B, C, F, T]``, normalised per item by the
+    number of valid positions (F × valid frames); ``mask [B, 1, S]`` (any S, resized to T)."""
+    with torch.autocast(features.device.type, enabled=False):
+        f = features.float()
+        b, c, n_freq, n_time = f.shape
+        if mask is None:
+            valid = torch.ones(b, 1, 1, n_time, device=f.device)
+        else:
+            valid = F.interpolate(mask.float(), size=n_time, mode="nearest").unsqueeze(2)
+        f = (f * valid).reshape(b, c, n_freq * n_time)
+        count = (valid.sum(dim=(1, 2, 3)) * n_freq).clamp_min(1.0)
+        return torch.bmm(f, f.transpose(1, 2)) / count[:, None, None]
+
+
+def style_loss(
+    ser: nn.Module,
+    x0_hat: torch.Tensor,
+    target: torch.Tensor,
+    seg_mask: torch.Tensor,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``Σ_j ‖G_j(x̂0) − G_j(m)‖²_F`` over the frozen SER's CNN feature maps, mean over batch.
+
+    ``x0_hat, target: [B, 80, S]``, ``seg_mask: [B, 1, S]``, ``weight: [B]`` (optional per-item
+    weight, normalised to sum to B). The SER's weights get no gradient (frozen) but the gradient
+    flows through its feature path into ``x0_hat`` and so into the decoder.
+    """
+    lengths = seg_mask.sum(dim=(1, 2)).long().clamp_min(1)
+    fake_maps = ser.feature_maps(x0_hat * seg_mask, lengths)
+    with torch.no_grad():
+        real_maps = ser.feature_maps(target * seg_mask, lengths)
+    per_item = x0_hat.new_zeros(x0_hat.shape[0], dtype=torch.float32)
+    for fake, real in zip(fake_maps, real_maps, strict=True):
+        per_item = per_item + (gram(fake, seg_mask) - gram(real, seg_mask)).pow(2).sum(dim=(1, 2))
+    if weight is None:
+        return per_item.mean()
+    weight = weight.float()
+    return (per_item * weight).sum() / weight.sum().clamp_min(1e-8)
+
+
+# ---------------------------------------------------------------- emotion embeddings (cached)
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+@torch.no_grad()
+def ser_embeddings(store, ser: nn.Module, ser_path: Path, items: list[dict] | None = None,
+                   batch_size: int = 16) -> dict[str, np.ndarray]:
+    """Emotion embeddings ``{id: [D]}`` of the TARGET utterances, from the frozen SER, cached.
+
+    Why cached: the SER is frozen and training applies no augmentation to the full
+    utterance, so its embedding is identical every epoch; computing it once per (store, SER
+    checkpoint) saves a full SER forward per training step. The cache is
+    ``store/cache/ser_emb_<hash of the SER file>.npz`` holding ``ids [N]`` and
+    ``embeddings [N, D]``; utterances added to the store later are embedded and appended.
+    """
+    items = list(store.items() if items is None else items)
+    path = Path(store.root) / "cache" / f"ser_emb_{_file_hash(Path(ser_path))}.npz"
+    cached: dict[str, np.ndarray] = {}
+    if path.is_file():
+        with np.load(path) as data:
+            cached = dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))
+    missing = [i for i in items if i["id"] not in cached]
+    if missing:
+        from ..ser.prototypes import embed_store
+
+        vectors = embed_store(ser, store, missing, batch_size).numpy()
+        cached.update({item["id"]: vectors[row] for row, item in enumerate(missing)})
+        ids = sorted(cached)
+        buffer = io.BytesIO()
+        np.savez(buffer, ids=np.array(ids), embeddings=np.stack([cached[i] for i in ids]))
+        atomic_write_bytes(path, buffer.getvalue())
+    return {i["id"]: cached[i["id"]] for i in items}
+
+
+# ---------------------------------------------------------------- data
+class TTSCollate:
+    """``features.collate`` + the per-utterance condition vectors looked up by id:
+    ``emotion_embedding [B, D]`` (SER of the target) and ``speaker_vector [B, S_in]``."""
+
+    def __init__(self, emotion_vectors: dict[str, np.ndarray],
+                 speaker_vectors: dict[str, np.ndarray] | None = None):
+        self.emotion_vectors, self.speaker_vectors = emotion_vectors, speaker_vectors
+
+    def __call__(self, samples: list[dict]) -> dict:
+        from ..features import collate
+
+        batch = collate(samples)
+        batch["emotion_embedding"] = torch.from_numpy(
+            np.stack([self.emotion_vectors[i] for i in batch["ids"]]).astype(np.float32))
+        if self.speaker_vectors is not None:
+            batch["speaker_vector"] = torch.from_numpy(
+                np.stack([self.speaker_vectors[i] for i in batch["ids"]]).astype(np.float32))
+        return batch
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _speaker_input(batch: dict, speaker_encoder: str):
+    if speaker_encoder == "table":
+        return batch["speaker"]
+    if speaker_encoder == "wav2vec2":
+        return batch["speaker_vector"]
+    return None
+
+
+# ---------------------------------------------------------------- warm start from Grad-TTS
+@dataclass
+class InitReport:
+    loaded: list[str]  # copied from the file (name and shape match)
+    new: list[str]  # in the model, absent from the file (keep their fresh init)
+    skipped: list[str]  # in both, but the shapes differ (kept fresh)
+    unused: list[str]  # in the file only
+
+
+def load_init_weights(model: nn.Module, path: str | Path) -> InitReport:
+    """Copy the tensors of an official Grad-TTS ``grad-tts.pt`` (a plain ``state_dict``, maybe
+    under ``'state_dict'``/``'model'``, names maybe prefixed ``module.``) whose name and shape
+    match ``model``'s; everything else keeps its fresh initialisation."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmomixError(f"--init-from file not found: {path} (pass an official grad-tts.pt)")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise EmomixError(f"{path} is not a readable torch state_dict; pass an official grad-tts.pt") from None
+    for key in ("state_dict", "model"):
+        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
+            blob = blob[key]
+    if not isinstance(blob, dict) or not any(torch.is_tensor(v) for v in blob.values()):
+        raise EmomixError(f"{path} holds no state_dict of tensors; pass an official grad-tts.pt")
+    source = {k.removeprefix("module."): v for k, v in blob.items() if torch.is_tensor(v)}
+    target = model.state_dict()
+    loaded = [k for k in target if k in source and source[k].shape == target[k].shape]
+    skipped = [k for k in target if k in source and source[k].shape != target[k].shape]
+    new = [k for k in target if k not in source]
+    unused = [k for k in source if k not in target]
+    if not loaded:
+        raise EmomixError(
+            f"{path}: no tensor name/shape matches this model; is it a Grad-TTS state_dict "
+            "of a compatible size (use preset: paper)?"
+        )
+    with torch.no_grad():
+        for key in loaded:
+            target[key].copy_(source[key].to(target[key].dtype))
+    return InitReport(loaded, new, skipped, unused)
+
+
+# ---------------------------------------------------------------- validation samples
+def _save_mel_png(path: Path, mel: np.ndarray) -> None:
+    """Mel ``[80, T]`` as an image (low bins at the bottom, one pixel per bin and frame, 3x
+    scaled); ``plt.imsave`` skips figure layout, which is most of savefig's time."""
+    import matplotlib.pyplot as plt
+
+    image = np.repeat(np.repeat(np.flipud(mel), 3, axis=0), 3, axis=1)
+    buffer = io.BytesIO()
+    plt.imsave(buffer, image, format="png", cmap="magma")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _reverse_diffusion(score_fn, mu, mask, n_steps, temperature, generator):
+    """Euler reverse diffusion: ``emomix_cli.tts.sampling.euler`` (local fallback if absent)."""
+    try:
+        from .sampling import euler
+    except ImportError:
+        euler = None
+    if euler is not None:
+        return euler(score_fn, mu, mask, n_steps, temperature, generator)
+    x = (mu + torch.randn(mu.shape, generator=generator, dtype=mu.dtype) / temperature) * mask
+    for i in range(n_steps):
+        t = 1.0 - (i + 0.5) / n_steps
+        beta_t = 0.05 + (20.0 - 0.05) * t
+        x = (x - 0.5 * (mu - x - score_fn(x, t)) * beta_t / n_steps) * mask
+    return x
+
+
+@torch.no_grad()
+def synthesize_samples(model, tokens: torch.Tensor, prototypes, speaker_input, n_steps: int,
+                       temperature: float, seed: int = 0) -> dict[str, torch.Tensor]:
+    """One mel ``[80, T_e]`` per prototype emotion for ``tokens [L]``, all emotions in one batch
+    (batch dimension E); ``speaker_input``: ``[1]`` id, ``[1, S_in]`` vector or None."""
+    device = next(model.parameters()).device
+    n = len(prototypes.emotions)
+    tokens = tokens.to(device)[None].expand(n, -1)
+    lengths = torch.full((n,), tokens.shape[1], device=device)
+    emotion = prototypes.vectors.to(device=device, dtype=torch.float32)
+    spk = None
+    if speaker_input is not None:
+        spk = model.speaker_vector(speaker_input.to(device).expand(n, *speaker_input.shape[1:]))
+    enc = model.encode(tokens, lengths, emotion, spk)
+    mu, mask = enc["mu_y"], enc["y_mask"]
+
+    def score_fn(x, t):
+        return model.score(x, mask, mu, torch.full((n,), float(t), device=device), emotion, spk)
+
+    generator = torch.Generator(device=device).manual_seed(seed)
+    mel = _reverse_diffusion(score_fn, mu, mask, n_steps, temperature, generator)
+    frames = mask.sum(dim=(1, 2)).long().tolist()
+    return {name: mel[i, :, : frames[i]].float().cpu() for i, name in enumerate(prototypes.emotions)}
+
+
+def write_samples(out_dir: Path, mels: dict[str, torch.Tensor], audio) -> None:
+    """Mel PNG per emotion (+ a Griffin-Lim wav when ``emomix_cli.vocoder`` is available)."""
+    vocoder = None
+    try:
+        from ..audio import save_wav
+        from ..vocoder import load_vocoder
+
+        vocoder = load_vocoder("griffinlim", audio=audio, config={"n_iter": 32})
+    except ImportError:
+        pass
+    for emotion, mel in mels.items():
+        _save_mel_png(out_dir / f"{emotion}.png", mel.numpy())
+        if vocoder is not None and mel.shape[-1] > 0:
+            save_wav(out_dir / f"{emotion}.wav", vocoder(mel[None])[0], audio.sample_rate)
+
+
+# ---------------------------------------------------------------- the run
+def build_model_config(cfg: TTSTrainConfig, n_vocab: int, n_speakers: int, emotion_dim: int,
+                       speaker_in_dim: int):
+    """The preset's TTSConfig + ``cfg.model`` overrides + what the data decides (vocabulary,
+    speakers, emotion size, speaker encoder); a data-decided key in ``model`` is an error."""
+    from ..config import from_dict
+    from .model import TTSConfig, preset
+
+    decided = {"n_vocab": n_vocab, "n_speakers": max(n_speakers, 1), "emotion_dim": emotion_dim,
+               "speaker_encoder": cfg.speaker_encoder, "out_size": cfg.out_size}
+    if speaker_in_dim:
+        decided["speaker_in_dim"] = speaker_in_dim
+    clash = sorted(set(cfg.model) & set(decided))
+    if clash:
+        raise EmomixError(f"config key 'model.{clash[0]}' is set from the data/top-level config; "
+                          "remove it from 'model'")
+    values = {**preset(cfg.preset), **cfg.model, **decided}
+    return from_dict(TTSConfig, values, prefix="model.")
+
+
+def _prototypes(cfg: TTSTrainConfig, run_dir: Path, ser_path: Path):
+    from ..ser.prototypes import compute_prototypes, load_prototypes
+
+    if cfg.prototypes:
+        return load_prototypes(cfg.prototypes), Path(cfg.prototypes)
+    out = run_dir / "prototypes.pt"
+    if not out.is_file():
+        compute_prototypes(Path(cfg.features), ser_path, out, per_speaker=True, plot=True)
+    return load_prototypes(out), out
+
+
+def _check_inputs(cfg: TTSTrainConfig) -> None:
+    check_speaker_encoder(cfg.speaker_encoder)
+    if not cfg.features:
+        raise EmomixError("config key 'features' is empty; set it to a feature store (emomix prep --out)")
+    if not cfg.ser:
+        raise EmomixError("config key 'ser' is empty; set it to an SER checkpoint (emomix train ser)")
+    if cfg.speaker_encoder == "wav2vec2" and not cfg.wav2vec2_path:
+        raise EmomixError("speaker_encoder wav2vec2 needs wav2vec2_path: a local model folder")
+    if cfg.out_size < 0 or (cfg.out_size and cfg.out_size % 4):
+        raise EmomixError(f"out_size must be 0 or a positive multiple of 4, got {cfg.out_size}")
+
+
+def train_tts(config_path: str | Path | None, overrides: list[str] | None = None,
+              resume: str | Path | None = None, device: str | None = None,
+              init_from: str | Path | None = None) -> Path:
+    """Train (or resume) the EmoMix TTS model; returns ``run_dir/tts.pt``."""
+    from ..features import FeatureStore, LengthBucketSampler, MelDataset
+    from ..ser import load_ser
+    from .model import EmoMixTTS
+
+    cfg = load_config(TTSTrainConfig, config_path, overrides)
+    if device:
+        cfg.train.device = device
+    _check_inputs(cfg)
+    run_dir = Path(cfg.run_dir)
+    info = dist_info()
+    if info.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(run_dir / "config.yaml", cfg)
+
+    from ..train_loop import resolve_device
+
+    run_device = resolve_device(cfg.train.device)
+    store = FeatureStore(Path(cfg.features))
+    train_items, val_items = store.items("train"), store.items("val")
+    if not train_items:
+        raise EmomixError(f"feature store {store.root} has no 'train' utterances; re-run prep")
+    ser_path = Path(cfg.ser)
+    ser_payload = load_checkpoint(ser_path, "ser")
+    ser = load_ser(ser_path, device=run_device)
+    emotion_vectors = ser_embeddings(store, ser, ser_path, train_items + val_items)
+    prototypes, _ = _prototypes(cfg, run_dir, ser_path)
+
+    speaker_vectors, speaker_dim, speaker_means = None, 0, {}
+    if cfg.speaker_encoder == "wav2vec2":
+        encoder = Wav2Vec2SpeakerEncoder(cfg.wav2vec2_path, cfg.wav2vec2_layer)
+        speaker_vectors = store_speaker_embeddings(store, encoder, train_items + val_items,
+                                                   progress=info.rank == 0)
+        speaker_dim = encoder.dim
+        speaker_means = _speaker_means(train_items, speaker_vectors)
+
+    model_cfg = build_model_config(cfg, len(store.symbols), len(store.speakers), ser.embed_dim,
+                                   speaker_dim)
+    seed_everything(cfg.train.seed)  # the same initial weights on every run and rank
+    model = EmoMixTTS(model_cfg)
+    if init_from is not None and resume is None and info.rank == 0:
+        report = load_init_weights(model, init_from)
+        atomic_write_text(run_dir / "init_from.json", json.dumps(to_dict(report), indent=1))
+        print(f"init-from {init_from}: {len(report.loaded)} tensors loaded, {len(report.new)} new, "
+              f"{len(report.skipped)} skipped (shape mismatch); see {run_dir / 'init_from.json'}")
+
+    train_set = MelDataset(store, "train")  # utterances without phonemes are left out
+    if len(train_set) == 0:
+        raise EmomixError(f"no train utterance of {store.root} has phonemes; re-run prep with text")
+    val_set = MelDataset(store, "val") if val_items else None
+    val_set = val_set if val_set is not None and len(val_set) else None
+    collate_fn = TTSCollate(emotion_vectors, speaker_vectors)
+    sampler = LengthBucketSampler(train_set.lengths, cfg.train.batch_size, seed=cfg.train.seed,
+                                  rank=info.rank, world_size=info.world_size)
+
+    def batches(epoch: int):
+        sampler.set_epoch(epoch)  # a deterministic function of (seed, epoch): exact resume
+        return torch.utils.data.DataLoader(
+            train_set, batch_sampler=sampler, collate_fn=collate_fn,
+            num_workers=cfg.train.num_workers, pin_memory=run_device.type == "cuda",
+        )
+
+    out_size = cfg.out_size or None
+    style_on = cfg.style_weight > 0
+
+    def losses(model_, batch, device_, generator=None) -> dict[str, torch.Tensor]:
+        batch = _to_device(batch, device_)
+        out = model_.compute_loss(
+            batch["tokens"], batch["token_lengths"], batch["mel"], batch["mel_lengths"],
+            batch["emotion_embedding"], _speaker_input(batch, cfg.speaker_encoder), out_size=out_size,
+            generator=generator,
+        )
+        style = torch.zeros((), device=device_)
+        if style_on:
+            weight = sde.x0_weight(out["t"], model_cfg.beta_min, model_cfg.beta_max) \
+                if cfg.style_snr_weighting else None
+            style = style_loss(ser, out["x0_hat"], out["target"], out["seg_mask"], weight)
+        total = out["dur_loss"] + out["prior_loss"] + out["diff_loss"] + cfg.style_weight * style
+        return {"loss": total, "dur_loss": out["dur_loss"], "prior_loss": out["prior_loss"],
+                "diff_loss": out["diff_loss"], "style_loss": style}
+
+    def step_fn(model_, batch, device_):
+        return losses(model_, batch, device_)
+
+    def validate(model_, step: int) -> dict[str, float]:
+        device_ = next(model_.parameters()).device
+        # validation must not move the training RNG: a resumed run would diverge otherwise
+        with torch.random.fork_rng(devices=[device_] if device_.type == "cuda" else []):
+            return run_validation(model_, step, device_)
+
+    def run_validation(model_, step: int, device_: torch.device) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        generator = torch.Generator(device=device_).manual_seed(cfg.train.seed)
+        loader = torch.utils.data.DataLoader(val_set, batch_size=cfg.train.batch_size,
+                                             collate_fn=collate_fn)
+        n = 0
+        for batch in loader:
+            values = losses(model_, batch, device_, generator)
+            for key, value in values.items():
+                sums[key] = sums.get(key, 0.0) + float(value) * len(batch["tokens"])
+            n += len(batch["tokens"])
+        metrics = {key: value / n for key, value in sums.items()}
+        sample = collate_fn([val_set[0]])
+        speaker_input = _speaker_input(sample, cfg.speaker_encoder)
+        mels = synthesize_samples(model_, sample["tokens"][0], prototypes, speaker_input, cfg.n_val_steps,
+                                  cfg.val_temperature, seed=cfg.train.seed)
+        write_samples(run_dir / "samples" / f"step_{step}", mels, store.audio)
+        metrics["score"] = -metrics["loss"]
+        return metrics
+
+    def export(model_) -> dict:
+        return tts_payload(cfg, model_, store, prototypes, ser_payload, speaker_means)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
+                                 weight_decay=cfg.train.weight_decay)
+    result = fit(model, optimizer, batches, step_fn, cfg.train, run_dir, "tts", export,
+                 validate=validate if val_set is not None else None,
+                 resume=Path(resume) if resume else None)
+    return result.checkpoint
+
+
+def _speaker_means(items: list[dict], vectors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Mean wav2vec2 vector per training speaker, so ``--speaker ID`` works without a wav."""
+    groups: dict[str, list[np.ndarray]] = {}
+    for item in items:
+        groups.setdefault(item["speaker"], []).append(vectors[item["id"]])
+    return {name: torch.from_numpy(np.mean(v, axis=0).astype(np.float32)) for name, v in groups.items()}
+
+
+def tts_payload(cfg: TTSTrainConfig, model: nn.Module, store, prototypes, ser_payload: dict,
+                speaker_vectors: dict[str, torch.Tensor]) -> dict:
+    """The inference checkpoint (kind ``tts``, CONTRACTS.md): self-contained, SER included."""
+    payload = {
+        "config": to_dict(model.cfg),
+        "audio": to_dict(store.audio),
+        "symbols": store.symbols.to_dict(),
+        "emotions": list(store.emotions),
+        "speakers": list(store.speakers),
+        "speaker_encoder": cfg.speaker_encoder,
+        "prototypes": {
+            "emotions": list(prototypes.emotions),
+            "vectors": prototypes.vectors.detach().float().cpu(),
+            "counts": [int(c) for c in prototypes.counts],
+            "per_speaker": {k: v.detach().float().cpu() for k, v in prototypes.per_speaker.items()},
+        },
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "ser": {k: v for k, v in ser_payload.items() if k not in ("format", "kind", "version")},
+        "train_config": to_dict(cfg),
+    }
+    if cfg.speaker_encoder == "wav2vec2":
+        payload["wav2vec2"] = {"path": cfg.wav2vec2_path, "layer": cfg.wav2vec2_layer}
+        payload["speaker_vectors"] = speaker_vectors
+    return payload

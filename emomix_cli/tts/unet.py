@@ -1,0 +1,289 @@
+"""The score estimator s_θ(x_t, t, μ, s, e): Grad-TTS's GradLogPEstimator2d with conditions.
+
+The mel is treated as a 1-channel image ``[B, C, n_feats, T]``. Input channels are stacked
+as ``[μ, x_t, s?, e?]``: the speaker vector and the emotion vector are each projected by an
+MLP to ``n_feats`` and broadcast over time (Grad-TTS does this with its speaker vector). Both
+are also projected to the time-embedding width and added to it (zero-initialised, so a fresh
+model starts out as Grad-TTS). U-Net: dims ``dim × dim_mults``, two ResNet blocks
+(GroupNorm + Mish) and a linear attention per level, downsampling by 2 on both axes, so the
+length T must be a multiple of ``2 ** (len(dim_mults) - 1)`` (:func:`fix_len_compatibility`).
+
+Unlike the official code, GroupNorm statistics and the attention's key softmax ignore padded
+frames, so an utterance's score does not depend on how much padding its batch has. Parameter
+names follow the official module so its weights load where the shapes match.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def fix_len_compatibility(length: int, num_downsamplings_in_unet: int = 2) -> int:
+    """Smallest length ≥ ``length`` divisible by ``2 ** num_downsamplings_in_unet``."""
+    factor = 2**num_downsamplings_in_unet
+    return int(math.ceil(length / factor) * factor)
+
+
+class MaskedGroupNorm(nn.GroupNorm):
+    """GroupNorm whose statistics use only the frames where ``mask`` is 1.
+
+    ``x: [B, C, F, T]``, ``mask: [B, 1, 1, T]``. With an all-ones mask it equals
+    ``nn.GroupNorm`` (same parameters ``weight``/``bias``).
+    """
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+        # statistics in float32: under fp16 autocast the sums over C/G·F·T elements overflow
+        batch, channels = x.shape[:2]
+        grouped = x.float().reshape(batch, self.num_groups, -1, *x.shape[2:])
+        weight = mask.unsqueeze(1).float()  # [B, 1, 1, 1, T]
+        dims = (2, 3, 4)
+        count = weight.sum(dim=dims, keepdim=True) * grouped.shape[2] * grouped.shape[3]
+        count = count.clamp_min(1.0)
+        mean = (grouped * weight).sum(dim=dims, keepdim=True) / count
+        var = (((grouped - mean) * weight) ** 2).sum(dim=dims, keepdim=True) / count
+        normed = ((grouped - mean) * torch.rsqrt(var + self.eps)).reshape_as(x).to(x.dtype)
+        if self.affine:
+            normed = normed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return normed
+
+
+class Block(nn.Module):
+    """conv3×3 → masked GroupNorm → Mish, on masked input and output."""
+
+    def __init__(self, dim: int, dim_out: int, groups: int = 8):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(dim, dim_out, 3, padding=1), MaskedGroupNorm(groups, dim_out), nn.Mish()
+        )
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        conv, norm, act = self.block
+        return act(norm(conv(x * mask), mask)) * mask
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim: int, dim_out: int, time_emb_dim: int, groups: int = 8):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Mish(), nn.Linear(time_emb_dim, dim_out))
+        self.block1 = Block(dim, dim_out, groups)
+        self.block2 = Block(dim_out, dim_out, groups)
+        self.res_conv = nn.Conv2d(dim, dim_out, 1) if dim != dim_out else nn.Identity()
+
+    def forward(self, x: Tensor, mask: Tensor, time_emb: Tensor) -> Tensor:
+        h = self.block1(x, mask) + self.mlp(time_emb)[:, :, None, None]
+        h = self.block2(h, mask)
+        return h + self.res_conv(x * mask)
+
+
+class LinearAttention(nn.Module):
+    """Linear attention over all (feature, frame) positions; padded frames are not attended."""
+
+    def __init__(self, dim: int, heads: int = 4, dim_head: int = 32):
+        super().__init__()
+        self.heads = heads
+        hidden = heads * dim_head
+        self.to_qkv = nn.Conv2d(dim, hidden * 3, 1, bias=False)
+        self.to_out = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        batch, _, height, width = x.shape
+        qkv = self.to_qkv(x).reshape(batch, 3, self.heads, -1, height * width)
+        query, key, value = qkv.unbind(1)  # [B, heads, d, N]
+        valid = mask.expand(batch, 1, height, width).reshape(batch, 1, 1, height * width)
+        key = key.masked_fill(valid == 0, torch.finfo(key.dtype).min).softmax(dim=-1)
+        context = torch.einsum("bhdn,bhen->bhde", key, value)
+        out = torch.einsum("bhde,bhdn->bhen", context, query)
+        return self.to_out(out.reshape(batch, -1, height, width))
+
+
+class Rezero(nn.Module):
+    def __init__(self, fn: nn.Module):
+        super().__init__()
+        self.fn = fn
+        self.g = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return self.fn(x, mask) * self.g
+
+
+class Residual(nn.Module):
+    def __init__(self, fn: nn.Module):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return self.fn(x, mask) + x
+
+
+class Downsample(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, 3, 2, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(dim, dim, 4, 2, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class SinusoidalPosEmb(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, t: Tensor, scale: float = 1000) -> Tensor:
+        """``t [B]`` → ``[B, dim]`` (sin | cos of ``scale·t·10000^{-k/(dim/2−1)}``)."""
+        half = self.dim // 2
+        freqs = torch.exp(
+            torch.arange(half, device=t.device, dtype=torch.float32)
+            * -(math.log(10000) / (half - 1))
+        )
+        angles = scale * t.float().unsqueeze(1) * freqs.unsqueeze(0)
+        return torch.cat((angles.sin(), angles.cos()), dim=-1).to(t.dtype)
+
+
+def _cond_mlp(in_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, in_dim * 4), nn.Mish(), nn.Linear(in_dim * 4, out_dim))
+
+
+class GradLogPEstimator2d(nn.Module):
+    """``forward(x, mask, mu, t, spk=None, emo=None) -> score [B, n_feats, T]``.
+
+    ``x, mu: [B, n_feats, T]``, ``mask: [B, 1, T]``, ``t: [B]``, ``spk: [B, spk_emb_dim]``
+    (when ``spk_emb_dim > 0``), ``emo: [B, emo_emb_dim]`` (when ``emo_emb_dim > 0``).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        dim_mults: tuple[int, ...] = (1, 2, 4),
+        groups: int = 8,
+        spk_emb_dim: int = 0,
+        emo_emb_dim: int = 0,
+        n_feats: int = 80,
+        pe_scale: float = 1000,
+    ):
+        super().__init__()
+        self.spk_emb_dim = spk_emb_dim
+        self.emo_emb_dim = emo_emb_dim
+        self.pe_scale = pe_scale
+        self.n_downsamplings = len(dim_mults) - 1
+        if n_feats % (2**self.n_downsamplings):
+            raise ValueError(f"n_feats ({n_feats}) must be divisible by 2**{self.n_downsamplings}")
+        if spk_emb_dim:
+            self.spk_mlp = _cond_mlp(spk_emb_dim, n_feats)
+        if emo_emb_dim:
+            self.emo_mlp = _cond_mlp(emo_emb_dim, n_feats)
+        if spk_emb_dim + emo_emb_dim:
+            self.cond_time = _cond_mlp(spk_emb_dim + emo_emb_dim, dim)
+            nn.init.zeros_(self.cond_time[2].weight)
+            nn.init.zeros_(self.cond_time[2].bias)
+        self.time_pos_emb = SinusoidalPosEmb(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim * 4), nn.Mish(), nn.Linear(dim * 4, dim))
+
+        in_channels = 2 + (1 if spk_emb_dim else 0) + (1 if emo_emb_dim else 0)
+        dims = [in_channels, *(dim * m for m in dim_mults)]
+        in_out = list(zip(dims[:-1], dims[1:], strict=True))
+        self.downs = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        for index, (dim_in, dim_out) in enumerate(in_out):
+            is_last = index == len(in_out) - 1
+            self.downs.append(
+                nn.ModuleList(
+                    [
+                        ResnetBlock(dim_in, dim_out, dim, groups),
+                        ResnetBlock(dim_out, dim_out, dim, groups),
+                        Residual(Rezero(LinearAttention(dim_out))),
+                        Downsample(dim_out) if not is_last else nn.Identity(),
+                    ]
+                )
+            )
+        mid_dim = dims[-1]
+        self.mid_block1 = ResnetBlock(mid_dim, mid_dim, dim, groups)
+        self.mid_attn = Residual(Rezero(LinearAttention(mid_dim)))
+        self.mid_block2 = ResnetBlock(mid_dim, mid_dim, dim, groups)
+        for dim_in, dim_out in reversed(in_out[1:]):
+            self.ups.append(
+                nn.ModuleList(
+                    [
+                        ResnetBlock(dim_out * 2, dim_in, dim, groups),
+                        ResnetBlock(dim_in, dim_in, dim, groups),
+                        Residual(Rezero(LinearAttention(dim_in))),
+                        Upsample(dim_in),
+                    ]
+                )
+            )
+        self.final_block = Block(dim, dim, groups)
+        self.final_conv = nn.Conv2d(dim, 1, 1)
+
+    def _conditions(
+        self, t: Tensor, spk: Tensor | None, emo: Tensor | None, length: int
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Time embedding ``[B, dim]`` (+ conditions) and the per-frame condition channels."""
+        time_emb = self.mlp(self.time_pos_emb(t, scale=self.pe_scale))
+        channels, vectors = [], []
+        for name, vector, width in (("spk", spk, self.spk_emb_dim), ("emo", emo, self.emo_emb_dim)):
+            if not width:
+                continue
+            if vector is None or vector.shape[-1] != width:
+                got = None if vector is None else tuple(vector.shape)
+                raise ValueError(f"the estimator needs {name} [B, {width}], got {got}")
+            mlp = self.spk_mlp if name == "spk" else self.emo_mlp
+            channels.append(mlp(vector).unsqueeze(-1).expand(-1, -1, length))
+            vectors.append(vector)
+        if vectors:
+            time_emb = time_emb + self.cond_time(torch.cat(vectors, dim=-1))
+        return time_emb, channels
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        mu: Tensor,
+        t: Tensor,
+        spk: Tensor | None = None,
+        emo: Tensor | None = None,
+    ) -> Tensor:
+        factor = 2**self.n_downsamplings
+        if x.shape[-1] % factor:
+            raise ValueError(
+                f"the length ({x.shape[-1]}) must be a multiple of {factor}; "
+                "pad with fix_len_compatibility"
+            )
+        time_emb, channels = self._conditions(t, spk, emo, x.shape[-1])
+        x = torch.stack([mu, x, *channels], dim=1)  # [B, C_in, F, T]
+        mask = mask.unsqueeze(1)  # [B, 1, 1, T]
+
+        hiddens, masks = [], [mask]
+        for resnet1, resnet2, attn, downsample in self.downs:
+            mask_down = masks[-1]
+            x = resnet1(x, mask_down, time_emb)
+            x = resnet2(x, mask_down, time_emb)
+            x = attn(x, mask_down)
+            hiddens.append(x)
+            x = downsample(x * mask_down)
+            masks.append(mask_down[:, :, :, ::2])
+        masks = masks[:-1]
+        mask_mid = masks[-1]
+        x = self.mid_block1(x, mask_mid, time_emb)
+        x = self.mid_attn(x, mask_mid)
+        x = self.mid_block2(x, mask_mid, time_emb)
+        for resnet1, resnet2, attn, upsample in self.ups:
+            mask_up = masks.pop()
+            x = torch.cat((x, hiddens.pop()), dim=1)
+            x = resnet1(x, mask_up, time_emb)
+            x = resnet2(x, mask_up, time_emb)
+            x = attn(x, mask_up)
+            x = upsample(x * mask_up)
+        x = self.final_block(x, mask)
+        return (self.final_conv(x * mask) * mask).squeeze(1)

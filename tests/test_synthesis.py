@@ -1,0 +1,193 @@
+"""synthesize() end to end on a tiny random EmoMixTTS + a short Griffin-Lim, and batch files."""
+
+import pytest
+import torch
+
+from emomix_cli.audio import AudioConfig
+from emomix_cli.errors import EmomixError
+from emomix_cli.ser.prototypes import Prototypes
+from emomix_cli.synthesis import (
+    SENTENCE_PAUSE_S,
+    emotion_prototypes,
+    parse_batch_line,
+    save_mel_png,
+    split_sentences,
+    synthesize,
+    synthesize_batch_file,
+)
+from emomix_cli.text import default_symbol_table
+from emomix_cli.tts import TTSBundle
+from emomix_cli.tts.mixing import MixedScore
+from emomix_cli.tts.model import EmoMixTTS, TTSConfig
+from emomix_cli.vocoder import load_vocoder
+
+EMOTIONS = ["neutral", "angry", "happy"]
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    torch.manual_seed(0)
+    symbols = default_symbol_table()
+    cfg = TTSConfig(n_vocab=len(symbols), emotion_dim=8, n_speakers=2, spk_emb_dim=4,
+                    emo_emb_dim=4, n_enc_channels=16, filter_channels=32, filter_channels_dp=16,
+                    n_enc_layers=1, dec_dim=8, dim_mults=(1, 2))
+    model = EmoMixTTS(cfg).eval()
+    prototypes = Prototypes(EMOTIONS, torch.randn(3, 8), [1, 1, 1],
+                            per_speaker={"spk_b": torch.randn(3, 8)})
+    return TTSBundle(model, cfg, AudioConfig(), symbols, EMOTIONS, ["spk_a", "spk_b"],
+                     prototypes, "table")
+
+
+@pytest.fixture(scope="module")
+def vocoder(bundle):
+    return load_vocoder("griffinlim", config={"n_iter": 2}, audio=bundle.audio)
+
+
+def _say(bundle, vocoder, text="Hello there.", weights=None, **options):
+    options = {"steps": 3, **options}
+    return synthesize(bundle, text, weights or {"angry": 0.6, "happy": 0.4}, vocoder=vocoder,
+                      **options)
+
+
+def test_result_is_consistent(bundle, vocoder):
+    result = _say(bundle, vocoder, weights={"happy": 0.3, "angry": 0.5})
+    assert list(result.weights_used) == ["angry", "happy", "neutral"]
+    assert result.weights_used["neutral"] == pytest.approx(0.2)
+    assert result.wav.dtype.name == "float32" and result.wav.ndim == 1
+    assert result.mel.shape[0] == 80
+    assert len(result.wav) == result.mel.shape[1] * bundle.audio.hop_length
+    assert result.sample_rate == 22050
+    assert result.duration_s == pytest.approx(len(result.wav) / 22050)
+    assert result.rtf == pytest.approx(result.timings["total"] / result.duration_s)
+    assert result.speaker == "spk_a"  # default: the first speaker
+
+
+def test_same_seed_same_audio(bundle, vocoder):
+    first, again = (_say(bundle, vocoder, seed=3) for _ in range(2))
+    other = _say(bundle, vocoder, seed=4)
+    assert (first.wav == again.wav).all() and (first.mel == again.mel).all()
+    assert first.mel.shape == other.mel.shape and not (first.mel == other.mel).all()
+
+
+@pytest.mark.parametrize("solver", ["euler-sde", "dpm2m"])
+def test_other_solvers_run_and_are_seeded(bundle, vocoder, solver):
+    first, again = (_say(bundle, vocoder, seed=1, solver=solver) for _ in range(2))
+    assert (first.mel == again.mel).all()
+
+
+def test_batched_conditions_equal_sequential_in_synthesis(bundle, vocoder):
+    batched = _say(bundle, vocoder, weights={"angry": 0.5, "happy": 0.3, "neutral": 0.2})
+    sequential = _say(bundle, vocoder, weights={"angry": 0.5, "happy": 0.3, "neutral": 0.2},
+                      sequential=True)
+    assert abs(batched.mel - sequential.mel).max() < 1e-4
+
+
+def _prior(bundle):
+    model = bundle.model
+    tokens = torch.randint(1, len(bundle.symbols) - 1, (1, 9))
+    spk = model.speaker_vector(torch.tensor([1]))
+    encoded = model.encode(tokens, torch.tensor([9]), bundle.prototypes.vectors[:1], spk)
+    return encoded["mu_y"], encoded["y_mask"], spk
+
+
+def test_mixed_score_of_real_model_is_the_weighted_sum(bundle):
+    model = bundle.model
+    mu, mask, spk = _prior(bundle)
+    x = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
+    vectors = dict(zip(EMOTIONS, bundle.prototypes.vectors, strict=True))
+    weights = {"angry": 0.5, "happy": 0.3, "neutral": 0.2}
+    mixed = MixedScore(model, mu, mask, {n: (vectors[n], spk[0]) for n in weights}, weights)
+    t = torch.tensor([0.37])
+    with torch.no_grad():
+        expected = sum(w * model.score(x, mask, mu, t, vectors[n][None], spk) for n, w in weights.items())
+        got = mixed(x, 0.37)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_identical_conditions_change_nothing_on_real_model(bundle):
+    model = bundle.model
+    mu, mask, spk = _prior(bundle)
+    x = torch.randn(mu.shape, generator=torch.Generator().manual_seed(1))
+    same = bundle.prototypes.vectors[2]
+    mixed = MixedScore(model, mu, mask, {"angry": (same, spk[0]), "happy": (same, spk[0])},
+                       {"angry": 0.6, "happy": 0.4})
+    with torch.no_grad():
+        single = model.score(x, mask, mu, torch.tensor([0.8]), same[None], spk)
+        assert torch.allclose(mixed(x, 0.8), single, atol=1e-5)
+
+
+def test_long_text_is_split_and_joined_with_a_pause(bundle, vocoder):
+    one = _say(bundle, vocoder, text="Hello there.")
+    two = _say(bundle, vocoder, text="Hello there. Hello there.")
+    assert two.sentences == ["Hello there.", "Hello there."]
+    pause = round(SENTENCE_PAUSE_S * 22050 / 256)
+    assert two.mel.shape[1] == 2 * one.mel.shape[1] + pause
+    start = one.mel.shape[1] * 256
+    assert (two.wav[start:start + pause * 256] == 0).all()
+
+
+def test_split_sentences():
+    assert split_sentences("Hi Bob. It is 5 p.m. now! Really? yes.") == [
+        "Hi Bob.", "It is 5 p.m. now!", "Really? yes."]
+    assert split_sentences("你好。再见！") == ["你好。", "再见！"]
+    assert split_sentences("  ") == []
+
+
+def test_speakers_by_name_index_and_unknown(bundle, vocoder):
+    assert _say(bundle, vocoder, speaker="spk_b").speaker == "spk_b"
+    assert _say(bundle, vocoder, speaker="1").speaker == "spk_b"
+    with pytest.raises(EmomixError, match="unknown speaker 'bob'.*spk_a, spk_b"):
+        _say(bundle, vocoder, speaker="bob")
+    with pytest.raises(EmomixError, match="speaker_encoder=wav2vec2"):
+        _say(bundle, vocoder, speaker_wav="ref.wav")
+
+
+def test_per_speaker_prototypes_are_used(bundle):
+    own = emotion_prototypes(bundle, ["happy"], "spk_b")["happy"]
+    assert torch.equal(own, bundle.prototypes.per_speaker["spk_b"][2])
+    fallback = emotion_prototypes(bundle, ["happy"], "spk_a")["happy"]
+    assert torch.equal(fallback, bundle.prototypes.vectors[2])
+
+
+def test_user_errors_are_clear(bundle, vocoder):
+    with pytest.raises(EmomixError, match="sum to 1.3 > 1"):
+        _say(bundle, vocoder, weights={"angry": 0.7, "happy": 0.6})
+    with pytest.raises(EmomixError, match="unknown solver 'rk9'.*euler"):
+        _say(bundle, vocoder, solver="rk9")
+    with pytest.raises(EmomixError, match="unknown emotion 'sad'"):
+        _say(bundle, vocoder, weights={"sad": 1.0})
+    with pytest.raises(EmomixError, match="empty"):
+        _say(bundle, vocoder, text="   ")
+
+
+# ---------------------------------------------------------------- batch files
+def test_parse_batch_line():
+    assert parse_batch_line("angry=0.6, Happy=0.4 | Hello | world") == (
+        {"angry": 0.6, "happy": 0.4}, "Hello | world")
+    assert parse_batch_line("sad|Bye.") == ({"sad": 1.0}, "Bye.")
+    assert parse_batch_line("   ") is None
+    assert parse_batch_line("# a comment|x") is None
+    for bad in ("angry=0.6 Hello", "angry=x|Hi", "angry=|Hi", "|Hi", "angry=1|  "):
+        with pytest.raises(EmomixError):
+            parse_batch_line(bad)
+
+
+def test_batch_file_writes_numbered_wavs(bundle, vocoder, tmp_path):
+    batch = tmp_path / "lines.txt"
+    batch.write_text("# mixes\nangry=0.6,happy=0.4|Hello there.\n\nhappy=0.5|Good.\n")
+    written = synthesize_batch_file(bundle, batch, tmp_path / "out", vocoder=vocoder, steps=2)
+    assert [p.name for p in written] == ["001.wav", "002.wav"]
+    assert all(p.read_bytes()[:4] == b"RIFF" for p in written)
+
+
+def test_batch_file_error_names_the_line(bundle, vocoder, tmp_path):
+    batch = tmp_path / "lines.txt"
+    batch.write_text("angry=1|Hi.\n\nangry=0.9,happy=0.9|Too much.\n")
+    with pytest.raises(EmomixError, match=r"line 3: weights sum to 1.8 > 1"):
+        synthesize_batch_file(bundle, batch, tmp_path / "out", vocoder=vocoder, steps=2)
+    assert not (tmp_path / "out").exists()  # checked before any audio is made
+
+
+def test_save_mel_png(tmp_path):
+    path = save_mel_png(torch.randn(80, 50), tmp_path / "mel.png", "angry 0.6 / happy 0.4")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
