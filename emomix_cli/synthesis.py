@@ -32,6 +32,7 @@ DEFAULT_STEPS = 25
 DEFAULT_K_MAX = 1.0
 DEFAULT_K_MIN = 0.0
 DEFAULT_TEMPERATURE = 1.5
+DEFAULT_SOLVER = "euler"
 SENTENCE_PAUSE_S = 0.25
 SILENCE_LOG_MEL = float(np.log(1e-5))  # the log-mel floor (audio.mel_spectrogram clamps at 1e-5)
 ENCODER_CONDITIONS = ("weighted", "base")
@@ -285,3 +286,73 @@ def save_mel_png(mel: np.ndarray | torch.Tensor, path: str | Path, title: str = 
     plt.close(figure)
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
+
+
+# ---------------------------------------------------------------- the `emomix mix` job
+def run_mix(
+    text: str | None,
+    weights: Mapping[str, float],
+    output: str | Path,
+    model: str | Path,
+    speaker: str | None = None,
+    speaker_wav: str | Path | None = None,
+    steps: int | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    k_max: float | None = None,
+    k_min: float | None = None,
+    seed: int = 0,
+    solver: str | None = None,
+    length_scale: float = 1.0,
+    encoder_condition: str = "weighted",
+    vocoder: str = "griffinlim",
+    vocoder_checkpoint: str | Path | None = None,
+    vocoder_config: str | Path | None = None,
+    mel_png: str | Path | None = None,
+    batch: str | Path | None = None,
+    device: str = "cpu",
+    console=None,
+) -> SynthesisResult | list[Path]:
+    """Load the model and vocoder, synthesize, write the wav (atomically) and report.
+
+    Everything is validated before any audio is written, so a failure leaves no half file.
+    With ``batch`` the lines of that file go to ``output/NNN.wav``.
+    """
+    from .audio import save_wav
+    from .tts import load_tts
+    from .vocoder import load_vocoder
+
+    output = Path(output)
+    if batch is None and output.suffix.lower() != ".wav":
+        raise EmomixError(f"output {output} must end in .wav (or pass --batch FILE with an output folder)")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EmomixError("--device cuda was given but no CUDA GPU is visible; use --device cpu")
+    bundle = load_tts(model, device=device)
+    if batch is None:
+        normalise_weights(weights, bundle.emotions)  # fail on bad weights before the slow parts
+    voc = load_vocoder(vocoder, checkpoint=vocoder_checkpoint, config=vocoder_config,
+                       audio=bundle.audio, device=device)
+    options = dict(
+        speaker=speaker, speaker_wav=speaker_wav, steps=steps or DEFAULT_STEPS,
+        temperature=temperature, k_max=DEFAULT_K_MAX if k_max is None else k_max,
+        k_min=DEFAULT_K_MIN if k_min is None else k_min, seed=seed, solver=solver or DEFAULT_SOLVER,
+        length_scale=length_scale, encoder_condition=encoder_condition, vocoder=voc,
+    )
+    if batch is not None:
+        written = synthesize_batch_file(bundle, batch, output, **options)
+        if console is not None:
+            console.print(f"[green]wrote {len(written)} wavs[/] to {output}")
+        return written
+    result = synthesize(bundle, text or "", weights, **options)
+    save_wav(output, result.wav, result.sample_rate)
+    if mel_png is not None:
+        mix_name = " + ".join(f"{w:.2f} {e}" for e, w in result.weights_used.items())
+        save_mel_png(result.mel, mel_png, title=mix_name)
+    if console is not None:
+        mix_name = ", ".join(f"{e} {w:.2f}" for e, w in result.weights_used.items())
+        console.print(
+            f"[green]wrote[/] {output}  [bold]{mix_name}[/]  speaker {result.speaker}  "
+            f"{result.duration_s:.2f} s audio  RTF {result.rtf:.2f} "
+            f"({options['solver']}, {options['steps']} steps)",
+            highlight=False,
+        )
+    return result

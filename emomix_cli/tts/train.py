@@ -78,7 +78,12 @@ def style_loss(
     seg_mask: torch.Tensor,
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``Σ_j ‖G_j(x̂0) − G_j(m)‖²_F`` over the frozen SER's CNN feature maps, mean over batch.
+    """``Σ_j ‖G_j(x̂0) − G_j(m)‖²_F / C_j²`` over the frozen SER's CNN feature maps, mean over batch.
+
+    Each Gram matrix is normalised by its positions (in :func:`gram`) and the squared Frobenius
+    distance by the number of its entries (C_j²), as Gatys et al. normalise the style loss, so
+    λ_style = 1e-4 keeps the term a regulariser whatever the SER's width (the un-normalised sum
+    was ~10⁷ at initialisation and swamped L_diff).
 
     ``x0_hat, target: [B, 80, S]``, ``seg_mask: [B, 1, S]``, ``weight: [B]`` (optional per-item
     weight, normalised to sum to B). The SER's weights get no gradient (frozen) but the gradient
@@ -90,7 +95,7 @@ def style_loss(
         real_maps = ser.feature_maps(target * seg_mask, lengths)
     per_item = x0_hat.new_zeros(x0_hat.shape[0], dtype=torch.float32)
     for fake, real in zip(fake_maps, real_maps, strict=True):
-        per_item = per_item + (gram(fake, seg_mask) - gram(real, seg_mask)).pow(2).sum(dim=(1, 2))
+        per_item = per_item + (gram(fake, seg_mask) - gram(real, seg_mask)).pow(2).mean(dim=(1, 2))
     if weight is None:
         return per_item.mean()
     weight = weight.float()

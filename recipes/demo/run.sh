@@ -6,6 +6,7 @@
 #   bash recipes/demo/run.sh [--stage N] [--stop-stage M] [--device cpu|cuda] [--workers W]
 #
 # Stages: 1 prep  2 train ser  3 prototypes  4 train tts  5 export demo model  6 eval
+# Extra config overrides: SER_OVERRIDES="train.steps=500" TTS_OVERRIDES="train.max_minutes=30"
 set -euo pipefail
 stage=1; stop_stage=6; device=auto; workers=2
 data=${DATA:-data/demo}; runs=${RUNS:-runs/demo}
@@ -28,17 +29,17 @@ if run 1; then
 fi
 if run 2; then
   $emomix train ser --config "$here/ser.yaml" --device "$device" $(resume_flag "$runs/ser") \
-    features="$data/features" run_dir="$runs/ser"
+    features="$data/features" run_dir="$runs/ser" ${SER_OVERRIDES:-}
 fi
 if run 3; then
   $emomix prototypes --features "$data/features" --ser "$runs/ser/ser.pt" --out "$runs/prototypes.pt" --per-speaker
 fi
 if run 4; then
   $emomix train tts --config "$here/tts.yaml" --device "$device" $(resume_flag "$runs/tts") \
-    features="$data/features" ser="$runs/ser/ser.pt" prototypes="$runs/prototypes.pt" run_dir="$runs/tts"
+    features="$data/features" ser="$runs/ser/ser.pt" prototypes="$runs/prototypes.pt" run_dir="$runs/tts" ${TTS_OVERRIDES:-}
 fi
 if run 5; then
-  python -c "from emomix_cli.tts import export_for_shipping; export_for_shipping('$runs/tts/tts.pt', 'emomix_cli/assets/demo_model.pt')"
+  ${PYTHON:-python} -c "from emomix_cli.tts import export_for_shipping; export_for_shipping('$runs/tts/tts.pt', 'emomix_cli/assets/demo_model.pt')"
 fi
 if run 6; then
   $emomix eval --model emomix_cli/assets/demo_model.pt --features "$data/features" --out "$runs/eval"
