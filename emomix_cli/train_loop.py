@@ -153,6 +153,16 @@ def _set_rng_state(state: dict) -> None:
 
 # ---------------------------------------------------------------- EMA
 @torch.no_grad()
+def ema_decay_at(decay: float, step: int) -> float:
+    """The EMA decay used after optimizer step ``step`` (1-based): ``min(decay, (1+step)/(10+step))``.
+
+    Without this warm-up an EMA of 0.999 still holds 0.999^2000 ≈ 14 % of the random
+    initialisation after 2000 steps — a blend that is no working network (the first GPU run
+    of the demo model sampled pure noise from its EMA weights while the raw weights spoke).
+    """
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """``ema = decay * ema + (1 - decay) * w`` for parameters; buffers are copied."""
     for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
@@ -437,7 +447,7 @@ def fit(
                 else:
                     optimizer.step()
                 if ema is not None:
-                    ema_update(ema, model, cfg.ema_decay)
+                    ema_update(ema, model, ema_decay_at(cfg.ema_decay, state.step + 1))
                 state.step += 1
                 n_batches += 1
                 state.batch_in_epoch = n_batches

@@ -120,7 +120,19 @@ def test_ema_after_one_step_is_decay_times_old_plus_rest_times_new(tmp_path):
     fit(model, opt, lambda epoch: [batch], step_fn, cfg(steps=1, ema_decay=0.75, grad_clip=0),
         tmp_path, "lin", export)
     assert model.weight.item() == pytest.approx(2.0 - 0.5 * 4.0)  # w1 = 0
-    assert exported["w"] == pytest.approx(0.75 * 2.0 + 0.25 * 0.0)
+    decay = min(0.75, 2 / 11)  # warm-up: (1 + step) / (10 + step) at step 1
+    assert exported["w"] == pytest.approx(decay * 2.0 + (1 - decay) * 0.0)
+
+
+def test_ema_warm_up_forgets_the_initialisation():
+    from emomix_cli.train_loop import ema_decay_at
+
+    assert ema_decay_at(0.999, 1) == pytest.approx(2 / 11)
+    assert ema_decay_at(0.999, 10_000) == 0.999
+    remaining = 1.0
+    for step in range(1, 2001):
+        remaining *= ema_decay_at(0.999, step)
+    assert remaining < 1e-3  # vs 0.999**2000 ≈ 0.135 without warm-up
 
 
 def test_checkpoints_have_their_kinds_and_wrong_kinds_are_rejected(tmp_path):

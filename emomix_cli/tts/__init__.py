@@ -89,13 +89,21 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu") -> TTSBundle:
     return bundle
 
 
-def export_for_shipping(src_ckpt: str | Path, dst: str | Path, half: bool = True) -> Path:
+def export_for_shipping(
+    src_ckpt: str | Path, dst: str | Path, half: bool = True, raw_from: str | Path | None = None
+) -> Path:
     """Copy a ``tts`` checkpoint to ``dst`` with fp16 floating weights (the shipped demo model);
     the embedded SER stays fp32 (it is small and eval loads it as is). ``load_tts`` casts the
-    weights back to fp32."""
+    weights back to fp32. ``raw_from``: a run's ``last.pt`` whose raw (non-EMA) weights replace
+    the EMA ones — for short runs, where the EMA has not caught up with the model yet."""
     blob = load_checkpoint(src_ckpt, "tts")
     payload = {k: v for k, v in blob.items() if k not in ("format", "kind", "version")}
     payload.pop("train_config", None)  # holds local paths; not needed to synthesize
+    if raw_from is not None:
+        state = load_checkpoint(raw_from, "train-state")
+        if set(state["model"]) != set(payload["state_dict"]):
+            raise EmomixError(f"{raw_from} holds another model than {src_ckpt}; pass the same run's last.pt")
+        payload["state_dict"] = state["model"]
 
     def cast(value):
         if torch.is_tensor(value) and value.is_floating_point() and half:
