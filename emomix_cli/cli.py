@@ -10,7 +10,7 @@ import functools
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -70,8 +70,8 @@ def prep(
     out: Annotated[Path, typer.Option("--out", "-o", help="Feature store folder to write.")],
     dataset: Annotated[str, typer.Option(help="esd | iemocap | ravdess | cremad | manifest | demo")] = "manifest",
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    speakers: Annotated[Optional[str], typer.Option(help="Comma-separated speaker filter (ESD).")] = None,
-    language: Annotated[Optional[str], typer.Option(help="en | zh (ESD filter; text front end).")] = None,
+    speakers: Annotated[str | None, typer.Option(help="Comma-separated speaker filter (ESD).")] = None,
+    language: Annotated[str | None, typer.Option(help="en | zh (ESD filter; text front end).")] = None,
     keep_exc: Annotated[bool, typer.Option(help="IEMOCAP: keep 'excited' apart from happy.")] = False,
     improvised_only: Annotated[bool, typer.Option(help="IEMOCAP: improvised sessions only.")] = False,
     demo_speakers: Annotated[int, typer.Option(min=1, help="demo: number of speakers.")] = 4,
@@ -117,8 +117,8 @@ def _train_overrides(ctx: typer.Context) -> list[str]:
 def train_ser_command(
     ctx: typer.Context,
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (see recipes/).")],
-    resume: Annotated[Optional[Path], typer.Option(help="Resume from a run's last.pt.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Resume from a run's last.pt.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
 ):
     """Train the speech emotion recognizer; extra key=value arguments override the config."""
     from .ser.train import train_ser
@@ -136,9 +136,9 @@ def train_ser_command(
 def train_tts_command(
     ctx: typer.Context,
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML config (see recipes/).")],
-    resume: Annotated[Optional[Path], typer.Option(help="Resume from a run's last.pt.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
-    init_from: Annotated[Optional[Path], typer.Option(help="Official Grad-TTS grad-tts.pt to start from.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Resume from a run's last.pt.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N")] = None,
+    init_from: Annotated[Path | None, typer.Option(help="Official Grad-TTS grad-tts.pt to start from.")] = None,
 ):
     """Train the EmoMix acoustic model; extra key=value arguments override the config."""
     from .tts.train import train_tts
@@ -155,7 +155,7 @@ def prototypes(
     ser: Annotated[Path, typer.Option(help="SER checkpoint.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Prototypes file to write.")],
     per_speaker: Annotated[bool, typer.Option(help="Also keep one prototype per speaker.")] = False,
-    add: Annotated[Optional[list[str]], typer.Option(help="NAME=WAV[,WAV...]: a reference-only emotion.")] = None,
+    add: Annotated[list[str] | None, typer.Option(help="NAME=WAV[,WAV...]: a reference-only emotion.")] = None,
     plot: Annotated[bool, typer.Option(help="Write a PCA plot of the embeddings.")] = True,
 ):
     """Average the SER embeddings per emotion into emotion prototypes (+ a 2-D plot)."""
@@ -211,24 +211,24 @@ def parse_emotion_flags(args: list[str]) -> dict[str, float]:
 @friendly
 def mix(
     ctx: typer.Context,
-    text: Annotated[Optional[str], typer.Argument(help="Text to speak (omit with --batch).")] = None,
+    text: Annotated[str | None, typer.Argument(help="Text to speak (omit with --batch).")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output wav (or folder with --batch).")] = Path("out.wav"),
-    model: Annotated[Optional[Path], typer.Option(help="TTS checkpoint (default: the shipped demo model).")] = None,
-    speaker: Annotated[Optional[str], typer.Option(help="Speaker name or index from the model.")] = None,
-    speaker_wav: Annotated[Optional[Path], typer.Option(help="Reference wav for an unseen speaker (wav2vec2 models).")] = None,
-    steps: Annotated[Optional[int], typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,
-    temperature: Annotated[float, typer.Option(min=0.01, help="Prior temperature τ.")] = 1.5,
-    k_max: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Mix from t = k_max ...")] = None,
-    k_min: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="... down to t = k_min.")] = None,
+    model: Annotated[Path | None, typer.Option(help="TTS checkpoint (default: the shipped demo model).")] = None,
+    speaker: Annotated[str | None, typer.Option(help="Speaker name or index from the model.")] = None,
+    speaker_wav: Annotated[Path | None, typer.Option(help="Reference wav for an unseen speaker (wav2vec2 models).")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0.01, help="Prior temperature τ (default: the model's).")] = None,
+    k_max: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Mix from t = k_max ...")] = None,
+    k_min: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="... down to t = k_min.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same audio).")] = 0,
-    solver: Annotated[Optional[str], typer.Option(help="euler | euler-sde | heun")] = None,
+    solver: Annotated[str | None, typer.Option(help="euler | euler-sde | heun | dpm2m (default: the model's)")] = None,
     length_scale: Annotated[float, typer.Option(min=0.1, help="Speaking-rate scale (>1 slower).")] = 1.0,
     encoder_condition: Annotated[str, typer.Option(help="weighted | base: the encoder's emotion condition.")] = "weighted",
     vocoder: Annotated[str, typer.Option(help="griffinlim | hifigan")] = "griffinlim",
-    vocoder_checkpoint: Annotated[Optional[Path], typer.Option(help="HiFi-GAN generator checkpoint.")] = None,
-    vocoder_config: Annotated[Optional[Path], typer.Option(help="HiFi-GAN config.json (default: beside it).")] = None,
-    mel_png: Annotated[Optional[Path], typer.Option(help="Also save the mel as a PNG.")] = None,
-    batch: Annotated[Optional[Path], typer.Option(help="File of lines 'angry=0.6,happy=0.4|text'.")] = None,
+    vocoder_checkpoint: Annotated[Path | None, typer.Option(help="HiFi-GAN generator checkpoint.")] = None,
+    vocoder_config: Annotated[Path | None, typer.Option(help="HiFi-GAN config.json (default: beside it).")] = None,
+    mel_png: Annotated[Path | None, typer.Option(help="Also save the mel as a PNG.")] = None,
+    batch: Annotated[Path | None, typer.Option(help="File of lines 'angry=0.6,happy=0.4|text'.")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
 ):
     """Speak TEXT with a blend of emotions: --<emotion> WEIGHT for each (weights sum to <= 1)."""
@@ -270,13 +270,14 @@ def mix(
 @friendly
 def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.json + PNGs).")],
-    model: Annotated[Optional[Path], typer.Option(help="TTS checkpoint (default: the demo model).")] = None,
-    ser: Annotated[Optional[Path], typer.Option(help="SER checkpoint (default: the one inside the model).")] = None,
-    features: Annotated[Optional[Path], typer.Option(help="Feature store: test sentences + ground-truth row.")] = None,
-    steps: Annotated[Optional[int], typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,
-    solver: Annotated[str, typer.Option(help="euler | euler-sde | heun")] = "euler",
-    k_max: Annotated[Optional[float], typer.Option(min=0.0, max=1.0)] = None,
-    k_min: Annotated[Optional[float], typer.Option(min=0.0, max=1.0)] = None,
+    model: Annotated[Path | None, typer.Option(help="TTS checkpoint (default: the demo model).")] = None,
+    ser: Annotated[Path | None, typer.Option(help="SER checkpoint (default: the one inside the model).")] = None,
+    features: Annotated[Path | None, typer.Option(help="Feature store: test sentences + ground-truth row.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,
+    solver: Annotated[str | None, typer.Option(help="euler | euler-sde | heun | dpm2m")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0.01, help="Prior temperature τ.")] = None,
+    k_max: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
+    k_min: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
     max_sentences: Annotated[int, typer.Option(min=1, help="Sentences per condition.")] = 10,
     seed: Annotated[int, typer.Option()] = 0,
 ):
@@ -285,7 +286,7 @@ def evaluate(
 
     report = run_eval(
         model or default_model(), ser, out, features=features, steps=steps, solver=solver,
-        k_max=k_max, k_min=k_min, max_sentences=max_sentences, seed=seed,
+        k_max=k_max, k_min=k_min, max_sentences=max_sentences, seed=seed, temperature=temperature,
     )
     print_report(report)
     console.print(f"[green]report:[/] {out / 'report.json'}")

@@ -306,11 +306,12 @@ def run_eval(
     out_dir: str | Path,
     features: str | Path | None = None,
     steps: int | None = None,
-    solver: str = "euler",
+    solver: str | None = None,
     k_max: float | None = None,
     k_min: float | None = None,
     max_sentences: int = 5,
     seed: int = 0,
+    temperature: float | None = None,
     vocoder: str = "griffinlim",
     vocoder_checkpoint: str | Path | None = None,
     rescore_audio: bool = False,
@@ -323,7 +324,7 @@ def run_eval(
     the run: it synthesizes ``max_sentences × (E + 4(E−1) + (E−1)(E−2))`` utterances.
     """
     from .features import FeatureStore
-    from .synthesis import synthesize
+    from .synthesis import resolve_sampler_options, synthesize
     from .vocoder import load_vocoder
 
     if max_sentences < 1:
@@ -335,9 +336,8 @@ def run_eval(
     sentences = _sentences(store, bundle, max_sentences)
     emotions, columns = list(bundle.emotions), list(ser.emotions)
     conditions = _conditions(emotions)
-    options = {
-        k: v for k, v in {"steps": steps, "k_max": k_max, "k_min": k_min}.items() if v is not None
-    }
+    options = resolve_sampler_options(bundle, steps=steps, temperature=temperature, solver=solver,
+                                      k_max=k_max, k_min=k_min)
 
     started = time.perf_counter()
     mels: dict[tuple[str, int], torch.Tensor] = {}
@@ -346,7 +346,7 @@ def run_eval(
             for label, weights in conditions:
                 result = synthesize(
                     bundle, sentence["text"], weights, speaker=sentence["speaker"], seed=seed + index,
-                    solver=solver, vocoder=_DeferredVocoder(bundle.audio), **options,
+                    vocoder=_DeferredVocoder(bundle.audio), **options,
                 )  # fmt: skip
                 mels[label, index] = torch.from_numpy(result.mel)
                 advance()
@@ -370,10 +370,7 @@ def run_eval(
             "model": str(model_path),
             "ser": str(ser_path) if ser_path else "embedded",
             "features": str(features) if features else None,
-            "steps": steps,
-            "solver": solver,
-            "k_max": k_max,
-            "k_min": k_min,
+            **options,  # the sampler settings actually used
             "seed": seed,
             "vocoder": vocoder,
             "n_sentences": len(sentences),

@@ -289,6 +289,18 @@ def save_mel_png(mel: np.ndarray | torch.Tensor, path: str | Path, title: str = 
 
 
 # ---------------------------------------------------------------- the `emomix mix` job
+def resolve_sampler_options(bundle, **given) -> dict:
+    """steps/temperature/solver/k_max/k_min: what the user gave, else the model's measured
+    defaults (``bundle.synthesis_defaults``), else the module defaults."""
+    fallback = {"steps": DEFAULT_STEPS, "temperature": DEFAULT_TEMPERATURE, "solver": DEFAULT_SOLVER,
+                "k_max": DEFAULT_K_MAX, "k_min": DEFAULT_K_MIN}
+    model_defaults = getattr(bundle, "synthesis_defaults", None) or {}
+    return {
+        key: given.get(key) if given.get(key) is not None else model_defaults.get(key, value)
+        for key, value in fallback.items()
+    }
+
+
 def run_mix(
     text: str | None,
     weights: Mapping[str, float],
@@ -297,7 +309,7 @@ def run_mix(
     speaker: str | None = None,
     speaker_wav: str | Path | None = None,
     steps: int | None = None,
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | None = None,
     k_max: float | None = None,
     k_min: float | None = None,
     seed: int = 0,
@@ -331,12 +343,10 @@ def run_mix(
         normalise_weights(weights, bundle.emotions)  # fail on bad weights before the slow parts
     voc = load_vocoder(vocoder, checkpoint=vocoder_checkpoint, config=vocoder_config,
                        audio=bundle.audio, device=device)
-    options = dict(
-        speaker=speaker, speaker_wav=speaker_wav, steps=steps or DEFAULT_STEPS,
-        temperature=temperature, k_max=DEFAULT_K_MAX if k_max is None else k_max,
-        k_min=DEFAULT_K_MIN if k_min is None else k_min, seed=seed, solver=solver or DEFAULT_SOLVER,
-        length_scale=length_scale, encoder_condition=encoder_condition, vocoder=voc,
-    )
+    sampler = resolve_sampler_options(bundle, steps=steps, temperature=temperature, solver=solver,
+                                      k_max=k_max, k_min=k_min)
+    options = dict(speaker=speaker, speaker_wav=speaker_wav, seed=seed, length_scale=length_scale,
+                   encoder_condition=encoder_condition, vocoder=voc, **sampler)
     if batch is not None:
         written = synthesize_batch_file(bundle, batch, output, **options)
         if console is not None:

@@ -31,6 +31,9 @@ class TTSBundle:
     ser_payload: dict | None = None  # SER checkpoint payload embedded at training time
     wav2vec2: dict | None = None  # {"path", "layer"} when speaker_encoder == "wav2vec2"
     speaker_vectors: dict[str, torch.Tensor] = field(default_factory=dict)  # wav2vec2: per speaker
+    # sampler settings measured best for this model (steps, temperature, solver, k_max, k_min);
+    # `emomix mix`/`eval` use them for options the user leaves out
+    synthesis_defaults: dict[str, Any] = field(default_factory=dict)
 
     def speaker_input(self, speaker: str | None) -> torch.Tensor | None:
         """What ``model.speaker_vector`` takes for one training speaker: ``[1]`` id (table),
@@ -78,6 +81,7 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu") -> TTSBundle:
             ser_payload=blob.get("ser"),
             wav2vec2=blob.get("wav2vec2"),
             speaker_vectors={k: v.float() for k, v in blob.get("speaker_vectors", {}).items()},
+            synthesis_defaults=dict(blob.get("synthesis_defaults", {})),
         )
     except (KeyError, RuntimeError, TypeError) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -89,13 +93,21 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu") -> TTSBundle:
     return bundle
 
 
+SYNTHESIS_DEFAULT_KEYS = ("steps", "temperature", "solver", "k_max", "k_min")
+
+
 def export_for_shipping(
-    src_ckpt: str | Path, dst: str | Path, half: bool = True, raw_from: str | Path | None = None
+    src_ckpt: str | Path,
+    dst: str | Path,
+    half: bool = True,
+    raw_from: str | Path | None = None,
+    synthesis_defaults: dict[str, Any] | None = None,
 ) -> Path:
     """Copy a ``tts`` checkpoint to ``dst`` with fp16 floating weights (the shipped demo model);
     the embedded SER stays fp32 (it is small and eval loads it as is). ``load_tts`` casts the
     weights back to fp32. ``raw_from``: a run's ``last.pt`` whose raw (non-EMA) weights replace
-    the EMA ones — for short runs, where the EMA has not caught up with the model yet."""
+    the EMA ones — for short runs, where the EMA has not caught up with the model yet.
+    ``synthesis_defaults``: sampler settings chosen by measuring this model (`emomix eval`)."""
     blob = load_checkpoint(src_ckpt, "tts")
     payload = {k: v for k, v in blob.items() if k not in ("format", "kind", "version")}
     payload.pop("train_config", None)  # holds local paths; not needed to synthesize
@@ -104,6 +116,11 @@ def export_for_shipping(
         if set(state["model"]) != set(payload["state_dict"]):
             raise EmomixError(f"{raw_from} holds another model than {src_ckpt}; pass the same run's last.pt")
         payload["state_dict"] = state["model"]
+    if synthesis_defaults:
+        unknown = sorted(set(synthesis_defaults) - set(SYNTHESIS_DEFAULT_KEYS))
+        if unknown:
+            raise EmomixError(f"unknown synthesis default '{unknown[0]}'; use {', '.join(SYNTHESIS_DEFAULT_KEYS)}")
+        payload["synthesis_defaults"] = dict(synthesis_defaults)
 
     def cast(value):
         if torch.is_tensor(value) and value.is_floating_point() and half:

@@ -1,8 +1,18 @@
+#!/usr/bin/env bash
+# How the shipped demo model was trained: stage 4 of run.sh on a GPU box that has torch but
+# no audio/text packages. Locally (CPU): run.sh stages 1-3, then
+#   python recipes/demo/pack_features.py pack data/demo/features .devcarry/store.npz
+#   cp runs/demo/ser/ser.pt runs/demo/prototypes.pt .devcarry/
+# and on the GPU box, in a copy of the repo holding .devcarry/:
+#   MINUTES=4.5 DEV=cuda OUT=/somewhere bash recipes/demo/device_train.sh
+# It trains for MINUTES (resumable: run.sh stage 4 again continues from last.pt) and leaves the
+# run folder as 15 MB tar parts in $OUT (cat them, untar, then run.sh stage 5).
 set -e; export PYTHONPATH=$PWD PYTHONUNBUFFERED=1; PY=${PY:-python3}
 mkdir -p runs/demo/ser
 $PY recipes/demo/pack_features.py unpack .devcarry/store.npz data/demo/features
 cp .devcarry/ser.pt runs/demo/ser/ser.pt; cp .devcarry/prototypes.pt runs/demo/prototypes.pt
-EMOMIX="${EMOMIX:-python3 -m emomix_cli}" TTS_OVERRIDES="train.max_minutes=${MINUTES:-5} train.batch_size=32 train.lr=0.0002 train.val_every=0 train.ckpt_every=1000 train.log_every=100" bash recipes/demo/run.sh --stage 4 --stop-stage 4 --device ${DEV:-cuda} > /tmp/tts_train.out 2>&1 || { tail -30 /tmp/tts_train.out; exit 1; }
+EMOMIX="${EMOMIX:-$PY -m emomix_cli}" TTS_OVERRIDES="train.max_minutes=${MINUTES:-5} train.batch_size=32 train.lr=0.0002 train.val_every=0 train.ckpt_every=1000 train.log_every=100" \
+  bash recipes/demo/run.sh --stage 4 --stop-stage 4 --device "${DEV:-cuda}" > /tmp/tts_train.out 2>&1 || { tail -30 /tmp/tts_train.out; exit 1; }
 cat runs/demo/tts/train.log
 tar czf /tmp/r.tgz --exclude=tb --exclude=best.pt runs/demo/tts
-mkdir -p ${OUT:-/tmp/devout}; split -b 15M /tmp/r.tgz ${OUT:-/tmp/devout}/r.tgz.part; ls -la ${OUT:-/tmp/devout}
+mkdir -p "${OUT:-/tmp/devout}"; split -b 15M /tmp/r.tgz "${OUT:-/tmp/devout}/r.tgz.part"; ls -la "${OUT:-/tmp/devout}"

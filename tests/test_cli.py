@@ -1,0 +1,153 @@
+"""The command line end to end (Typer's CliRunner): every command, and bad input as one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+from typer.testing import CliRunner
+
+from emomix_cli.cli import DEMO_MODEL, app, parse_emotion_flags
+from emomix_cli.errors import EmomixError
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    text = result.output
+    assert "Traceback" not in text
+    assert "error:" in text
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+@pytest.mark.parametrize("command", [[], ["prep"], ["train", "ser"], ["train", "tts"], ["prototypes"], ["mix"], ["eval"]])
+def test_every_command_has_help_with_an_example(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    if command:
+        assert "Example" in result.output or "Train" in result.output
+
+
+def test_emotion_flags_parse_both_spellings():
+    assert parse_emotion_flags(["--angry", "0.6", "--happy=0.4"]) == {"angry": 0.6, "happy": 0.4}
+    with pytest.raises(EmomixError, match="needs a number"):
+        parse_emotion_flags(["--angry", "lots"])
+    with pytest.raises(EmomixError, match="twice"):
+        parse_emotion_flags(["--sad", "0.1", "--sad", "0.2"])
+
+
+def test_mix_with_the_shipped_model_writes_a_wav_and_a_mel_png(tmp_path):
+    out, png = tmp_path / "out.wav", tmp_path / "mel.png"
+    result = invoke("mix", "Good morning.", "--angry", "0.6", "--happy", "0.4", "--steps", "2",
+                    "-o", out, "--mel-png", png)
+    assert result.exit_code == 0, result.output
+    audio, rate = sf.read(out)
+    assert rate == 22050 and len(audio) > 2000 and np.abs(audio).max() > 0.01
+    assert png.stat().st_size > 1000
+    assert "angry 0.60" in result.output and "RTF" in result.output
+
+
+def test_same_seed_same_audio_and_batch_file(tmp_path):
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    for path in (a, b):
+        assert invoke("mix", "Hello.", "--sad", "0.5", "--steps", "2", "--seed", "3", "-o", path).exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+    lines = tmp_path / "lines.txt"
+    lines.write_text("# comment\nangry=0.6,happy=0.4|Hello there.\nsad|Goodbye.\n")
+    result = invoke("mix", "--batch", lines, "--steps", "2", "-o", tmp_path / "batch")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["001.wav", "002.wav"]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--angy", "0.6"], ["unknown emotion 'angy'", "angry, happy, neutral, sad, surprise"]),
+        (["--angry", "-0.2"], ["angry", ">= 0"]),
+        (["--angry", "0.8", "--sad", "0.4"], ["sum to 1.2"]),
+        (["--angry", "0", "--sad", "0"], ["positive weight"]),
+        (["--angry", "nan"], ["finite"]),
+    ],
+)
+def test_bad_weights_are_one_line_errors_and_write_nothing(tmp_path, args, fragments):
+    out = tmp_path / "keep.wav"
+    out.write_bytes(b"precious")
+    result = invoke("mix", "Hello.", *args, "-o", out)
+    assert_one_line_error(result, *fragments)
+    assert out.read_bytes() == b"precious"
+
+
+def test_empty_text_missing_and_foreign_checkpoints(tmp_path):
+    assert_one_line_error(invoke("mix", "   ", "--happy", "1", "-o", tmp_path / "x.wav"), "text is empty")
+    assert_one_line_error(invoke("mix", "Hi.", "--happy", "1", "--model", tmp_path / "none.pt"), "not found")
+    foreign = tmp_path / "foreign.pt"
+    foreign.write_bytes(b"\x00" * 64)
+    assert_one_line_error(invoke("mix", "Hi.", "--happy", "1", "--model", foreign), "not a readable checkpoint")
+    assert_one_line_error(invoke("mix", "Hi.", "--happy", "1", "--model", DEMO_MODEL.parent.parent / "nothing"), "not found")
+    assert not list(tmp_path.glob("*.wav"))
+
+
+def test_prep_reads_a_manifest_corpus_and_reports_a_corrupt_wav(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    t = np.arange(11025) / 22050
+    rows = []
+    for i, emotion in enumerate(["happy", "sad", "happy"]):
+        sf.write(corpus / f"u{i}.wav", (0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32), 22050)
+        rows.append({"wav": f"u{i}.wav", "text": f"Sentence number {i}.", "speaker": "s1", "emotion": emotion, "split": "train"})
+    (corpus / "bad.wav").write_bytes(b"RIFFxxxxWAVEnot really")
+    rows.append({"wav": "bad.wav", "text": "Broken.", "speaker": "s1", "emotion": "sad", "split": "train"})
+    (corpus / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = invoke("prep", "--dataset", "manifest", corpus, "--out", tmp_path / "feat")
+    assert result.exit_code == 0, result.output
+    manifest = (tmp_path / "feat" / "manifest.jsonl").read_text().splitlines()
+    assert len(manifest) == 3
+    assert json.loads((tmp_path / "feat" / "emotions.json").read_text()) == ["happy", "sad"]
+
+
+def test_prep_wrong_layout_and_unknown_dataset_are_one_line_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(invoke("prep", "--dataset", "esd", tmp_path / "empty", "--out", tmp_path / "f"), "ESD")
+    assert_one_line_error(invoke("prep", "--dataset", "timit", tmp_path, "--out", tmp_path / "f"), "unknown dataset")
+
+
+def test_train_ser_prototypes_and_tts_from_the_cli(tmp_path, tiny_store):
+    ser_cfg = tmp_path / "ser.yaml"
+    ser_cfg.write_text(yaml.safe_dump({
+        "features": str(tiny_store), "run_dir": str(tmp_path / "ser"), "crop_frames": 40,
+        "model": {"conv1_channels": 4, "conv_channels": 8, "n_conv": 2, "linear_dim": 16, "lstm_hidden": 8, "embed_dim": 8},
+        "train": {"steps": 4, "batch_size": 6, "lr": 0.01, "log_every": 2, "val_every": 0, "ckpt_every": 0, "device": "cpu"},
+    }))
+    result = invoke("train", "ser", "--config", ser_cfg, "train.steps=3")
+    assert result.exit_code == 0, result.output
+    ser = tmp_path / "ser" / "ser.pt"
+    assert "step 3 " in (tmp_path / "ser" / "train.log").read_text()
+    result = invoke("prototypes", "--features", tiny_store, "--ser", ser, "--out", tmp_path / "proto.pt")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "proto_pca.png").is_file()
+    tts_cfg = tmp_path / "tts.yaml"
+    tts_cfg.write_text(yaml.safe_dump({
+        "features": str(tiny_store), "ser": str(ser), "prototypes": str(tmp_path / "proto.pt"), "preset": "small",
+        "model": {"n_enc_channels": 32, "filter_channels": 64, "filter_channels_dp": 32, "n_enc_layers": 1,
+                  "spk_emb_dim": 8, "emo_emb_dim": 8, "dec_dim": 8, "dim_mults": [1, 2]},
+        "out_size": 32, "n_val_steps": 2, "run_dir": str(tmp_path / "tts"),
+        "train": {"steps": 2, "batch_size": 4, "log_every": 1, "val_every": 0, "ckpt_every": 0, "device": "cpu"},
+    }))
+    result = invoke("train", "tts", "--config", tts_cfg)
+    assert result.exit_code == 0, result.output
+    model = tmp_path / "tts" / "tts.pt"
+    result = invoke("mix", "ðə", "--angry", "0.5", "--model", model, "--steps", "2", "-o", tmp_path / "t.wav")
+    assert result.exit_code == 0, result.output
+    assert_one_line_error(invoke("train", "tts", "--config", tts_cfg, "train.stepz=3"), "stepz")
+    assert_one_line_error(invoke("train", "tts", "--config", tmp_path / "missing.yaml"), "not found")
+    assert_one_line_error(invoke("mix", "Hi.", "--happy", "1", "--model", ser), "'ser' checkpoint")
