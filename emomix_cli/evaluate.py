@@ -113,6 +113,11 @@ def spearman(x, y) -> float | None:
     return float(spearmanr(x, y).statistic)
 
 
+# a mean posterior may dip by this much between weights and still count as rising: with a few
+# sentences, differences of 1e-3 between posteriors that are all ~0 are noise, not a reversal
+MONOTONIC_TOLERANCE = 0.01
+
+
 def is_monotonic(values, tolerance: float = 0.0) -> bool:
     """True when ``values`` never drop by more than ``tolerance`` from one step to the next."""
     return bool(np.all(np.diff(np.asarray(values, dtype=float)) >= -tolerance))
@@ -420,9 +425,10 @@ def _intensity(emotions: list[str], columns: list[str], stacked) -> dict:
         labels = [NEUTRAL] + [f"{emotion}@{w:g}" for w in INTENSITY_WEIGHTS[1:-1]] + [emotion]
         curves[emotion] = [float(stacked(label)[:, column].mean()) for label in labels]
         rho[emotion] = spearman(INTENSITY_WEIGHTS, curves[emotion])
-        monotonic[emotion] = is_monotonic(curves[emotion])
+        monotonic[emotion] = is_monotonic(curves[emotion], MONOTONIC_TOLERANCE)
     return {
         "weights": list(INTENSITY_WEIGHTS),
+        "monotonic_tolerance": MONOTONIC_TOLERANCE,
         "curves": curves,
         "spearman": rho,
         "monotonic": monotonic,

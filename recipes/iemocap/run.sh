@@ -1,46 +1,6 @@
 #!/usr/bin/env bash
-# The iemocap recipe: read the corpus from $CORPUS, train the SER, make prototypes, train the
-# acoustic model, export the shipped model and evaluate it. Each stage is one CLI command and
-# is safe to re-run: prep skips finished utterances, training resumes from last.pt.
-#
-#   bash recipes/demo/run.sh [--stage N] [--stop-stage M] [--device cpu|cuda] [--workers W]
-#
-# Stages: 1 prep  2 train ser  3 prototypes  4 train tts  5 export model  6 eval
-# Extra config overrides: SER_OVERRIDES="train.steps=500" TTS_OVERRIDES="train.max_minutes=30"
-set -euo pipefail
-stage=1; stop_stage=6; device=auto; workers=2
-data=${DATA:-data/iemocap}; runs=${RUNS:-runs/iemocap}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2;;
-    --stop-stage) stop_stage=$2; shift 2;;
-    --device) device=$2; shift 2;;
-    --workers) workers=$2; shift 2;;
-    *) echo "unknown option $1" >&2; exit 2;;
-  esac
-done
-here=$(cd "$(dirname "$0")" && pwd)
-emomix=${EMOMIX:-emomix}
-resume_flag() { [ -f "$1/last.pt" ] && echo "--resume $1/last.pt" || true; }
-run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
-
-if run 1; then
-  $emomix prep --dataset iemocap "${CORPUS:?set CORPUS to the iemocap root folder}" --out "$data/features" --workers "$workers" ${PREP_OPTIONS:-}
-fi
-if run 2; then
-  $emomix train ser --config "$here/ser.yaml" --device "$device" $(resume_flag "$runs/ser") \
-    features="$data/features" run_dir="$runs/ser" ${SER_OVERRIDES:-}
-fi
-if run 3; then
-  $emomix prototypes --features "$data/features" --ser "$runs/ser/ser.pt" --out "$runs/prototypes.pt" --per-speaker
-fi
-if run 4; then
-  $emomix train tts --config "$here/tts.yaml" --device "$device" $(resume_flag "$runs/tts") \
-    features="$data/features" ser="$runs/ser/ser.pt" prototypes="$runs/prototypes.pt" run_dir="$runs/tts" ${TTS_OVERRIDES:-}
-fi
-if run 5; then
-  ${PYTHON:-python} -c "from emomix_cli.tts import export_for_shipping; export_for_shipping('$runs/tts/tts.pt', '$runs/model.pt')"
-fi
-if run 6; then
-  $emomix eval --model $runs/model.pt --features "$data/features" --out "$runs/eval"
-fi
+# The iemocap recipe: CORPUS=/path/to/iemocap bash recipes/iemocap/run.sh --device cuda  (stages: recipes/stages.sh)
+corpus=iemocap
+recipe=$(cd "$(dirname "$0")" && pwd)
+prep_src() { echo "${CORPUS:?set CORPUS to the iemocap root folder}"; }
+source "$recipe/../stages.sh"
