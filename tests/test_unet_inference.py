@@ -39,3 +39,15 @@ def test_estimator_inference_equals_training_path_on_a_padded_batch():
     with torch.inference_mode():
         fast = net(*args)
     assert torch.allclose(reference * mask, fast * mask, atol=1e-4)
+
+
+def test_channels_last_layout_gives_the_same_score():
+    torch.manual_seed(0)
+    net = GradLogPEstimator2d(dim=8, dim_mults=(1, 2), groups=4, spk_emb_dim=4, emo_emb_dim=4, n_feats=16).eval()
+    args = (torch.randn(2, 16, 12), torch.ones(2, 1, 12), torch.randn(2, 16, 12), torch.rand(2),
+            torch.randn(2, 4), torch.randn(2, 4))
+    with torch.inference_mode():
+        reference = net(*args)
+        fast = net.use_channels_last(True)(*args)
+    assert net.channels_last and fast.is_contiguous()
+    assert torch.allclose(reference, fast, atol=1e-5)
