@@ -98,8 +98,7 @@ def emotion_prototypes(bundle, names, speaker: str | None) -> dict[str, torch.Te
     if missing:
         raise EmomixError(f"the model has no prototype for {', '.join(missing)}; "
                           f"use one of: {', '.join(prototypes.emotions)}")
-    table = prototypes.per_speaker.get(speaker, prototypes.vectors) if speaker else prototypes.vectors
-    return {name: table[prototypes.emotions.index(name)].float() for name in names}
+    return {name: prototypes.vector(name, speaker).float() for name in names}
 
 
 def _check_options(solver: str, encoder_condition: str, length_scale: float, temperature: float):

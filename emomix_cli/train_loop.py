@@ -304,11 +304,13 @@ def _restore(path: Path, model, ema, optimizer, scaler, kind: str) -> tuple[_Sta
 
 def _past_deadline(deadline: float, world_size: int) -> bool:
     """Whether the time budget is spent; under DDP rank 0 decides for every rank."""
-    flag = torch.tensor([1.0 if time.perf_counter() > deadline else 0.0])
-    if world_size > 1:
-        if torch_dist.get_backend() == "nccl":
-            flag = flag.cuda()
-        torch_dist.broadcast(flag, src=0)
+    past = time.perf_counter() > deadline
+    if world_size == 1:
+        return past
+    flag = torch.tensor([1.0 if past else 0.0])
+    if torch_dist.get_backend() == "nccl":
+        flag = flag.cuda()
+    torch_dist.broadcast(flag, src=0)
     return bool(flag.item())
 
 
