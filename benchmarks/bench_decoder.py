@@ -1,8 +1,13 @@
 """Our U-Net score estimator vs the same network written the straightforward (official Grad-TTS) way.
 
-"Plain" = identical weights, but plain ``nn.GroupNorm`` over the whole padded map (the official
-code) and contiguous NCHW layout. "emomix" = masked GroupNorm with the inference prefix fast path
-and channels-last weights, as ``load_tts`` sets up on CPU. Same process, same inputs, best of N.
+"straightforward" runs the SAME weights through the official code's operations: contiguous NCHW,
+``x * mask`` before and after every block, ``nn.GroupNorm`` over the whole padded map,
+``F.mish``, and linear attention that forms q, k and v at every position and normalises the keys
+with ``softmax`` (``reference_forward`` below, a transcription of Grad-TTS ``diffusion.py``).
+"emomix" is ``GradLogPEstimator2d`` as ``load_tts`` sets it up on CPU: channels-last weights, the
+dense path when nothing is padded (as ``synthesize`` arranges with ``fill_padding``), the
+associative linear attention (only the keys are materialised) and the inference Mish. Same
+process, same inputs, alternating, best of N. The last column is the max |score difference|.
 
     .venv/bin/python benchmarks/bench_decoder.py --dims 24 64 --batch 1 2
 """
@@ -13,23 +18,54 @@ import argparse
 import time
 
 import torch
-from torch import nn
+import torch.nn.functional as F
 
-from emomix_cli.tts.unet import GradLogPEstimator2d, MaskedGroupNorm
-
-
-def plain_norm(self, x, mask):  # the official code: statistics over padded frames too
-    return nn.functional.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+from emomix_cli.tts.unet import GradLogPEstimator2d, reference_linear_attention
 
 
-def timed(net, inputs, repeats: int) -> float:
-    net(*inputs)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        net(*inputs)
-        best = min(best, time.perf_counter() - start)
-    return best
+def _block(block, x, mask):
+    conv, norm, _ = block.block
+    out = F.group_norm(conv(x * mask), norm.num_groups, norm.weight, norm.bias, norm.eps)
+    return F.mish(out) * mask
+
+
+def _resnet(resnet, x, mask, time_emb):
+    h = _block(resnet.block1, x, mask) + resnet.mlp(time_emb)[:, :, None, None]
+    h = _block(resnet.block2, h, mask)
+    return h + resnet.res_conv(x * mask)
+
+
+def _attention(residual, x):
+    rezero = residual.fn
+    return reference_linear_attention(rezero.fn, x) * rezero.g + x
+
+
+def reference_forward(net: GradLogPEstimator2d, x, mask, mu, t, spk, emo):
+    """The official GradLogPEstimator2d.forward on ``net``'s weights (NCHW, unmasked norms)."""
+    time_emb, channels = net._conditions(t, spk, emo, x.shape[-1])
+    x = torch.stack([mu, x, *channels], dim=1)
+    mask = mask.unsqueeze(1)
+    hiddens, masks = [], [mask]
+    for resnet1, resnet2, attn, downsample in net.downs:
+        mask_down = masks[-1]
+        x = _resnet(resnet2, _resnet(resnet1, x, mask_down, time_emb), mask_down, time_emb)
+        x = _attention(attn, x)
+        hiddens.append(x)
+        x = downsample(x * mask_down)
+        masks.append(mask_down[:, :, :, ::2])
+    masks = masks[:-1]
+    mask_mid = masks[-1]
+    x = _resnet(net.mid_block1, x, mask_mid, time_emb)
+    x = _attention(net.mid_attn, x)
+    x = _resnet(net.mid_block2, x, mask_mid, time_emb)
+    for resnet1, resnet2, attn, upsample in net.ups:
+        mask_up = masks.pop()
+        x = torch.cat((x, hiddens.pop()), dim=1)
+        x = _resnet(resnet2, _resnet(resnet1, x, mask_up, time_emb), mask_up, time_emb)
+        x = _attention(attn, x)
+        x = upsample(x * mask_up)
+    x = _block(net.final_block, x, mask)
+    return (net.final_conv(x * mask) * mask).squeeze(1)
 
 
 def main() -> None:
@@ -41,25 +77,34 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print("| dim | B | plain (s) | emomix (s) | speed-up |\n|---|---|---|---|---|")
+    print(f"{args.frames} frames, {torch.get_num_threads()} threads, best of {args.repeats}")
+    print("| dim | B | straightforward (s) | emomix (s) | speed-up | max abs diff |")
+    print("|---|---|---|---|---|---|")
     for dim in args.dims:
         torch.manual_seed(0)
-        net = GradLogPEstimator2d(dim=dim, spk_emb_dim=32, emo_emb_dim=32).eval()
+        plain = GradLogPEstimator2d(dim=dim, spk_emb_dim=32, emo_emb_dim=32).eval()
+        ours = GradLogPEstimator2d(dim=dim, spk_emb_dim=32, emo_emb_dim=32).eval()
+        for name, param in plain.named_parameters():  # attention on, as in a trained model
+            if name.endswith(".g"):
+                param.data.fill_(0.5)
+        ours.load_state_dict(plain.state_dict())
+        ours.use_channels_last(True)
         for batch in args.batch:
             x, mu = torch.randn(batch, 80, args.frames), torch.randn(batch, 80, args.frames)
-            mask = torch.ones(batch, 1, args.frames)
-            mask[..., args.frames - 3 :] = 0  # the usual padding to a multiple of 4
-            inputs = (x, mask, mu, torch.rand(batch), torch.randn(batch, 32), torch.randn(batch, 32))
+            inputs = (x, torch.ones(batch, 1, args.frames), mu, torch.rand(batch),
+                      torch.randn(batch, 32), torch.randn(batch, 32))
+            best = {"plain": float("inf"), "ours": float("inf")}
             with torch.inference_mode():
-                original = MaskedGroupNorm.forward
-                MaskedGroupNorm.forward = plain_norm
-                net.use_channels_last(False)
-                plain = timed(net, inputs, args.repeats)
-                MaskedGroupNorm.forward = original
-                net.use_channels_last(True)
-                ours = timed(net, inputs, args.repeats)
-                net.use_channels_last(False)
-            print(f"| {dim} | {batch} | {plain:.3f} | {ours:.3f} | {plain / ours:.2f}x |", flush=True)
+                reference, fast = reference_forward(plain, *inputs), ours(*inputs)
+                for _ in range(args.repeats):
+                    for name, run in (("plain", lambda: reference_forward(plain, *inputs)),
+                                      ("ours", lambda: ours(*inputs))):
+                        start = time.perf_counter()
+                        run()
+                        best[name] = min(best[name], time.perf_counter() - start)
+            diff = (reference - fast).abs().max().item()
+            print(f"| {dim} | {batch} | {best['plain']:.3f} | {best['ours']:.3f} | "
+                  f"{best['plain'] / best['ours']:.2f}x | {diff:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

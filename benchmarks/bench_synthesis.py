@@ -19,6 +19,7 @@ import time
 import torch
 
 from emomix_cli.audio import AudioConfig
+from emomix_cli.synthesis import fill_padding
 from emomix_cli.text import default_symbol_table, text_to_ids
 from emomix_cli.tts.mixing import MixedScore
 from emomix_cli.tts.model import EmoMixTTS, TTSConfig, preset
@@ -39,7 +40,8 @@ def _prior(args):
         with torch.inference_mode():
             encoded = model.encode(torch.tensor([ids]), torch.tensor([len(ids)]),
                                    vectors[0][None], spk)
-        return model, audio, encoded["mu_y"], encoded["y_mask"], vectors, spk
+        mu, mask = fill_padding(encoded["mu_y"], int(encoded["y_lengths"][0]))  # as synthesize
+        return model, audio, mu, mask, vectors, spk
     torch.manual_seed(0)
     cfg = TTSConfig(**{**preset("small"), "n_vocab": len(default_symbol_table())})
     model = EmoMixTTS(cfg).eval()

@@ -4,6 +4,11 @@ Griffin-Lim at 32 and 60 iterations and a HiFi-GAN V1-size generator (random wei
 official format, loaded through ``load_vocoder``) on a few seconds of mel, batch 1.
 
     .venv/bin/python benchmarks/bench_vocoder.py --threads 2 --seconds 4
+    .venv/bin/python benchmarks/bench_vocoder.py --convergence data/demo/corpus/wavs
+
+``--convergence DIR`` instead prints Griffin-Lim's spectral convergence
+``‖|STFT(ĝ)| − M‖ / ‖M‖`` (M = the magnitude the vocoder gets from each wav's log-mel) and RTF
+against the iteration count, over a few wavs of DIR: it chose ``vocoder.GL_ITERS``.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from emomix_cli.audio import AudioConfig
-from emomix_cli.vocoder import load_vocoder
+from emomix_cli.audio import AudioConfig, load_wav, mel_spectrogram
+from emomix_cli.vocoder import GriffinLim, load_vocoder
 
 V1 = {
     "resblock": "1",
@@ -65,14 +70,41 @@ def time_call(fn, repeats: int) -> float:
     return min(times)
 
 
+def convergence(folder: Path, n_files: int = 6) -> None:
+    """Spectral convergence and RTF of Griffin-Lim vs iterations on real wavs."""
+    audio = AudioConfig()
+    vocoder = GriffinLim(audio)
+    paths = sorted(folder.glob("*.wav"))
+    paths = paths[:: max(1, len(paths) // n_files)][:n_files]
+    magnitudes = [vocoder.mel_to_magnitude(mel_spectrogram(torch.from_numpy(load_wav(p, audio))[None], audio))
+                  for p in paths]
+    seconds = sum(m.shape[-1] for m in magnitudes) * audio.hop_length / audio.sample_rate
+    print(f"{len(paths)} wavs from {folder}, {seconds:.1f} s of audio")
+    print("| iterations | spectral convergence | RTF |\n|---|---|---|")
+    for n_iter in (8, 16, 24, 32, 45, 60, 100):
+        errors, elapsed = [], 0.0
+        for magnitude in magnitudes:
+            start = time.perf_counter()
+            wav = vocoder.reconstruct(magnitude, n_iter)
+            elapsed += time.perf_counter() - start
+            rebuilt = vocoder.stft(wav).abs()[..., : magnitude.shape[-1]]
+            errors.append(float((rebuilt - magnitude).norm() / magnitude.norm()))
+        print(f"| {n_iter} | {sum(errors) / len(errors):.4f} | {elapsed / seconds:.3f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--convergence", type=Path, metavar="WAV_DIR",
+                        help="print Griffin-Lim convergence vs iterations on these wavs instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.convergence:
+        convergence(args.convergence)
+        return
     audio = AudioConfig()
     frames = int(args.seconds * audio.sample_rate / audio.hop_length)
     mel = torch.randn(1, audio.n_mels, frames, generator=torch.Generator().manual_seed(0)) - 4

@@ -230,6 +230,7 @@ def mix(
     mel_png: Annotated[Path | None, typer.Option(help="Also save the mel as a PNG.")] = None,
     batch: Annotated[Path | None, typer.Option(help="File of lines 'angry=0.6,happy=0.4|text'.")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    gl_iters: Annotated[int | None, typer.Option(min=1, help="Griffin-Lim iterations (default 32).")] = None,
 ):
     """Speak TEXT with a blend of emotions: --<emotion> WEIGHT for each (weights sum to <= 1)."""
     from .synthesis import run_mix
@@ -258,6 +259,7 @@ def mix(
         mel_png=mel_png,
         batch=batch,
         device=device,
+        gl_iters=gl_iters,
         console=console,
     )
 

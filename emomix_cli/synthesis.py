@@ -101,6 +101,21 @@ def emotion_prototypes(bundle, names, speaker: str | None) -> dict[str, torch.Te
     return {name: prototypes.vector(name, speaker).float() for name in names}
 
 
+def fill_padding(mu: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One utterance's prior ``mu [1, n_feats, T]`` with its ``T − frames`` (< 4) padding frames
+    filled by its last frame, and an all-ones mask.
+
+    The decoder then sees no padding and takes its dense path (no mask products, native
+    GroupNorm, ~1.2× faster on CPU), as if the final token (silence) lasted up to 3 frames
+    longer; the caller crops the sampled mel back to ``frames``.
+    """
+    if mu.shape[0] != 1:
+        raise ValueError(f"fill_padding takes one utterance, got a batch of {mu.shape[0]}")
+    filled = mu.clone()
+    filled[..., frames:] = mu[..., frames - 1 : frames]
+    return filled, torch.ones_like(mu[:, :1])
+
+
 def _check_options(solver: str, encoder_condition: str, length_scale: float, temperature: float):
     if solver not in SOLVERS:
         raise EmomixError(f"unknown solver '{solver}'; choose one of: {', '.join(SOLVERS)}")
@@ -173,13 +188,13 @@ def synthesize(
             timings["text"] += tock - tick
             encoded = model.encode(tokens, torch.tensor([len(ids)], device=device), emotion, spk,
                                    length_scale=length_scale)
-            mu, mask = encoded["mu_y"], encoded["y_mask"]
+            frames = int(encoded["y_lengths"][0])
+            mu, mask = fill_padding(encoded["mu_y"], frames)
             tick = time.perf_counter()
             timings["encoder"] += tick - tock
             conditions = {n: (vec, None if spk is None else spk[0]) for n, vec in prototypes.items()}
             score = MixedScore(model, mu, mask, conditions, weights_used, k_max, k_min, sequential)
             mel = SOLVERS[solver](score, mu, mask, int(steps), temperature, generator)
-            frames = int(mask[0, 0].sum().item())
             mel = mel[:, :, :frames]
             tock = time.perf_counter()
             timings["decoder"] += tock - tick
@@ -321,6 +336,7 @@ def run_mix(
     mel_png: str | Path | None = None,
     batch: str | Path | None = None,
     device: str = "cpu",
+    gl_iters: int | None = None,
     console=None,
 ) -> SynthesisResult | list[Path]:
     """Load the model and vocoder, synthesize, write the wav (atomically) and report.
@@ -330,7 +346,7 @@ def run_mix(
     """
     from .audio import save_wav
     from .tts import load_tts
-    from .vocoder import load_vocoder
+    from .vocoder import canonical_name, load_vocoder
 
     output = Path(output)
     if batch is None and output.suffix.lower() != ".wav":
@@ -340,6 +356,10 @@ def run_mix(
     bundle = load_tts(model, device=device)
     if batch is None:
         normalise_weights(weights, bundle.emotions)  # fail on bad weights before the slow parts
+    if gl_iters is not None:
+        if vocoder_config is not None or canonical_name(vocoder) != "griffinlim":
+            raise EmomixError("--gl-iters sets Griffin-Lim's iterations; drop it for --vocoder hifigan")
+        vocoder_config = {"n_iter": gl_iters}
     voc = load_vocoder(vocoder, checkpoint=vocoder_checkpoint, config=vocoder_config,
                        audio=bundle.audio, device=device)
     sampler = resolve_sampler_options(bundle, steps=steps, temperature=temperature, solver=solver,

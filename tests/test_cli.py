@@ -87,6 +87,18 @@ def test_bad_weights_are_one_line_errors_and_write_nothing(tmp_path, args, fragm
     assert out.read_bytes() == b"precious"
 
 
+def test_griffin_lim_iterations_option(tmp_path):
+    few, many = tmp_path / "few.wav", tmp_path / "many.wav"
+    for path, n_iter in ((few, "1"), (many, "8")):
+        result = invoke("mix", "Hi.", "--happy", "1", "--steps", "2", "--gl-iters", n_iter, "-o", path)
+        assert result.exit_code == 0, result.output
+    assert few.read_bytes() != many.read_bytes()
+    assert_one_line_error(
+        invoke("mix", "Hi.", "--happy", "1", "--vocoder", "hifigan", "--gl-iters", "4", "-o", tmp_path / "x.wav"),
+        "--gl-iters",
+    )
+
+
 def test_empty_text_missing_and_foreign_checkpoints(tmp_path):
     assert_one_line_error(invoke("mix", "   ", "--happy", "1", "-o", tmp_path / "x.wav"), "text is empty")
     assert_one_line_error(invoke("mix", "Hi.", "--happy", "1", "--model", tmp_path / "none.pt"), "not found")

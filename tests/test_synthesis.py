@@ -9,13 +9,14 @@ from emomix_cli.ser.prototypes import Prototypes
 from emomix_cli.synthesis import (
     SENTENCE_PAUSE_S,
     emotion_prototypes,
+    fill_padding,
     parse_batch_line,
     save_mel_png,
     split_sentences,
     synthesize,
     synthesize_batch_file,
 )
-from emomix_cli.text import default_symbol_table
+from emomix_cli.text import default_symbol_table, text_to_ids
 from emomix_cli.tts import TTSBundle
 from emomix_cli.tts.mixing import MixedScore
 from emomix_cli.tts.model import EmoMixTTS, TTSConfig
@@ -191,3 +192,22 @@ def test_batch_file_error_names_the_line(bundle, vocoder, tmp_path):
 def test_save_mel_png(tmp_path):
     path = save_mel_png(torch.randn(80, 50), tmp_path / "mel.png", "angry 0.6 / happy 0.4")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fill_padding_extends_the_last_frame_and_unmasks():
+    mu = torch.arange(2 * 8, dtype=torch.float32).view(1, 2, 8)
+    filled, mask = fill_padding(mu, 5)
+    assert torch.equal(filled[..., :5], mu[..., :5])
+    assert torch.equal(filled[..., 5:], mu[..., 4:5].expand(-1, -1, 3))
+    assert torch.equal(mask, torch.ones(1, 1, 8)) and mu[0, 0, 7] == 7  # input untouched
+    with pytest.raises(ValueError, match="one utterance"):
+        fill_padding(torch.zeros(2, 2, 8), 5)
+
+
+def test_synthesis_mel_keeps_the_utterance_length(bundle, vocoder):
+    ids = torch.tensor([text_to_ids("Hello there.", bundle.symbols)])
+    emotion = torch.stack([emotion_prototypes(bundle, {"angry": 1.0}, None)["angry"]])
+    spk = bundle.model.speaker_vector(torch.tensor([0]))
+    with torch.inference_mode():
+        frames = int(bundle.model.encode(ids, torch.tensor([ids.shape[1]]), emotion, spk)["y_lengths"][0])
+    assert _say(bundle, vocoder, weights={"angry": 1.0}).mel.shape[1] == frames

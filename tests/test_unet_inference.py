@@ -2,7 +2,14 @@
 
 import torch
 
-from emomix_cli.tts.unet import GradLogPEstimator2d, MaskedGroupNorm
+from emomix_cli.tts.unet import (
+    GradLogPEstimator2d,
+    LinearAttention,
+    MaskedGroupNorm,
+    Mish,
+    mish_inference,
+    reference_linear_attention,
+)
 
 
 def test_prefix_group_norm_equals_masked_statistics():
@@ -51,3 +58,56 @@ def test_channels_last_layout_gives_the_same_score():
         fast = net.use_channels_last(True)(*args)
     assert net.channels_last and fast.is_contiguous()
     assert torch.allclose(reference, fast, atol=1e-5)
+
+
+def test_inference_mish_matches_the_definition():
+    x = torch.cat([torch.linspace(-40, 40, 20001), torch.tensor([-1e4, 1e4, 0.0, 88.0, 89.0])])
+    exact = x.double() * torch.tanh(torch.nn.functional.softplus(x.double()))
+    fast = mish_inference(x)
+    assert torch.isfinite(fast).all()
+    assert (fast.double() - exact).abs().max() < 1e-5
+    with torch.no_grad():
+        assert torch.equal(Mish()(x), fast)
+    assert torch.equal(Mish()(x), torch.nn.functional.mish(x))  # autograd on: the native op
+
+
+def test_associative_attention_equals_the_official_computation():
+    torch.manual_seed(0)
+    attn = LinearAttention(16, heads=2, dim_head=8)
+    x = torch.randn(2, 16, 10, 12, requires_grad=True)
+    ours, official = attn(x, None), reference_linear_attention(attn, x)
+    assert torch.allclose(ours, official, atol=1e-5)
+    grad_ours = torch.autograd.grad(ours.square().sum(), (x, attn.to_qkv.weight))
+    grad_official = torch.autograd.grad(official.square().sum(), (x, attn.to_qkv.weight))
+    for a, b in zip(grad_ours, grad_official, strict=True):
+        assert torch.allclose(a, b, atol=1e-4)
+    layout = x.detach().contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(attn(layout, None), official, atol=1e-5)
+
+
+def test_attention_ignores_padded_frames():
+    torch.manual_seed(0)
+    attn = LinearAttention(8, heads=2, dim_head=4)
+    x = torch.randn(1, 8, 6, 12)
+    mask = torch.ones(1, 1, 1, 12)
+    mask[..., 9:] = 0
+    garbage = x.clone()
+    garbage[..., 9:] = 100.0  # whatever sits on padded frames must not matter
+    expected = reference_linear_attention(attn, x[..., :9])
+    assert torch.allclose(attn(garbage, mask)[..., :9], expected, atol=1e-5)
+
+
+def test_dense_path_equals_the_masked_path_with_nothing_padded():
+    torch.manual_seed(0)
+    net = GradLogPEstimator2d(dim=8, dim_mults=(1, 2), groups=4, spk_emb_dim=4, emo_emb_dim=4, n_feats=16)
+    for name, param in net.named_parameters():
+        if name.endswith(".g"):
+            param.data.fill_(0.5)  # attention on
+    args = (torch.randn(2, 16, 12), torch.ones(2, 1, 12), torch.randn(2, 16, 12), torch.rand(2),
+            torch.randn(2, 4), torch.randn(2, 4))
+    training_path = net(*args)  # autograd on: masked GroupNorm statistics, native Mish
+    with torch.inference_mode():
+        dense = net(*args)
+        no_mask = net(args[0], None, *args[2:])
+    assert torch.allclose(training_path, dense, atol=1e-5)
+    assert torch.equal(dense, no_mask)
