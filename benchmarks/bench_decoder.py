@@ -10,6 +10,9 @@ associative linear attention (only the keys are materialised) and the inference 
 process, same inputs, alternating, best of N. The last column is the max |score difference|.
 
     .venv/bin/python benchmarks/bench_decoder.py --dims 24 64 --batch 1 2
+    .venv/bin/python benchmarks/bench_decoder.py --dims 24 --batch 2 --compile   # + torch.compile
+
+``--compile`` adds ``torch.compile(emomix)`` (inductor, static shapes) and its compile time.
 """
 
 from __future__ import annotations
@@ -68,6 +71,21 @@ def reference_forward(net: GradLogPEstimator2d, x, mask, mu, t, spk, emo):
     return (net.final_conv(x * mask) * mask).squeeze(1)
 
 
+def _compiled_columns(net, inputs, eager: float, repeats: int) -> str:
+    torch._dynamo.reset()
+    compiled = torch.compile(net, dynamic=False)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        compiled(*inputs)
+        compile_s = time.perf_counter() - start
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            compiled(*inputs)
+            best = min(best, time.perf_counter() - start)
+    return f" {compile_s:.0f} | {best:.3f} | {eager / best:.2f}x |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[24, 64], help="24 = small, 64 = paper")
@@ -75,11 +93,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile(emomix)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{args.frames} frames, {torch.get_num_threads()} threads, best of {args.repeats}")
-    print("| dim | B | straightforward (s) | emomix (s) | speed-up | max abs diff |")
-    print("|---|---|---|---|---|---|")
+    extra = " compile (s) | compiled (s) | compiled vs emomix |" if args.compile else ""
+    print("| dim | B | straightforward (s) | emomix (s) | speed-up | max abs diff |" + extra)
+    print("|---|---|---|---|---|---|" + "---|---|---|" * args.compile)
     for dim in args.dims:
         torch.manual_seed(0)
         plain = GradLogPEstimator2d(dim=dim, spk_emb_dim=32, emo_emb_dim=32).eval()
@@ -103,8 +123,11 @@ def main() -> None:
                         run(net, *inputs)
                         best[name] = min(best[name], time.perf_counter() - start)
             diff = (reference - fast).abs().max().item()
-            print(f"| {dim} | {batch} | {best['plain']:.3f} | {best['ours']:.3f} | "
-                  f"{best['plain'] / best['ours']:.2f}x | {diff:.1e} |", flush=True)
+            row = (f"| {dim} | {batch} | {best['plain']:.3f} | {best['ours']:.3f} | "
+                   f"{best['plain'] / best['ours']:.2f}x | {diff:.1e} |")
+            if args.compile:
+                row += _compiled_columns(ours, inputs, best["ours"], args.repeats)
+            print(row, flush=True)
 
 
 if __name__ == "__main__":
