@@ -142,12 +142,12 @@ def synthesize(
     weights: Mapping[str, float],
     speaker: str | int | None = None,
     speaker_wav: str | Path | None = None,
-    steps: int = DEFAULT_STEPS,
-    temperature: float = DEFAULT_TEMPERATURE,
-    k_max: float = DEFAULT_K_MAX,
-    k_min: float = DEFAULT_K_MIN,
+    steps: int | None = None,
+    temperature: float | None = None,
+    k_max: float | None = None,
+    k_min: float | None = None,
     seed: int = 0,
-    solver: str = "euler",
+    solver: str | None = None,
     length_scale: float = 1.0,
     encoder_condition: str = "weighted",
     vocoder=None,
@@ -159,9 +159,15 @@ def synthesize(
     ``weights`` summing below 1 get the rest on Neutral (intensity). ``vocoder``: a callable
     ``mel[B,80,T] -> wav[B,T·hop]``, a name for :func:`~.vocoder.load_vocoder`, or None for
     Griffin-Lim. ``sequential`` evaluates the emotion conditions one by one (benchmark only).
-    User errors raise :class:`EmomixError`.
+    Sampler options left as None take the model's measured defaults (see
+    :func:`resolve_sampler_options`), as ``emomix mix`` does. User errors raise
+    :class:`EmomixError`.
     """
     start = time.perf_counter()
+    sampler = resolve_sampler_options(bundle, steps=steps, temperature=temperature,
+                                      solver=solver, k_max=k_max, k_min=k_min)
+    steps, temperature, solver = sampler["steps"], sampler["temperature"], sampler["solver"]
+    k_max, k_min = sampler["k_max"], sampler["k_min"]
     weights_used = normalise_weights(weights, bundle.emotions)
     _check_options(solver, encoder_condition, length_scale, temperature)
     sentences = split_sentences(text or "")
