@@ -282,6 +282,7 @@ def evaluate(
     k_min: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
     max_sentences: Annotated[int, typer.Option(min=1, help="Sentences per condition.")] = 10,
     seed: Annotated[int, typer.Option()] = 0,
+    encoder_condition: Annotated[str, typer.Option(help="weighted | base: the encoder's emotion condition.")] = "weighted",
 ):
     """Synthesize test sentences, intensity sweeps and blends; score them with the SER."""
     from .evaluate import print_report, run_eval
@@ -289,6 +290,7 @@ def evaluate(
     report = run_eval(
         model or default_model(), ser, out, features=features, steps=steps, solver=solver,
         k_max=k_max, k_min=k_min, max_sentences=max_sentences, seed=seed, temperature=temperature,
+        encoder_condition=encoder_condition,
     )
     print_report(report)
     console.print(f"[green]report:[/] {out / 'report.json'}")

@@ -322,6 +322,7 @@ def run_eval(
     rescore_audio: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    encoder_condition: str = "weighted",
 ) -> dict:
     """Synthesize and score (module docstring); writes report.json, PNGs, samples/ in out_dir.
 
@@ -351,7 +352,8 @@ def run_eval(
             for label, weights in conditions:
                 result = synthesize(
                     bundle, sentence["text"], weights, speaker=sentence["speaker"], seed=seed + index,
-                    vocoder=_DeferredVocoder(bundle.audio), **options,
+                    vocoder=_DeferredVocoder(bundle.audio), encoder_condition=encoder_condition,
+                    **options,
                 )  # fmt: skip
                 mels[label, index] = torch.from_numpy(result.mel)
                 advance()
@@ -376,6 +378,7 @@ def run_eval(
             "ser": str(ser_path) if ser_path else "embedded",
             "features": str(features) if features else None,
             **options,  # the sampler settings actually used
+            "encoder_condition": encoder_condition,
             "seed": seed,
             "vocoder": vocoder,
             "n_sentences": len(sentences),

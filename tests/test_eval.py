@@ -197,8 +197,22 @@ def test_run_eval_builtin_sentences_embedded_ser_rescored_on_audio(tmp_path):
     assert np.array(report["classification"]["confusion"]).sum() == 3
 
 
+def test_run_eval_encoder_condition_reaches_the_blends(tmp_path, tiny_store):
+    model, ser = _tiny_models(tmp_path)
+    reports = {
+        mode: run_eval(model, ser, tmp_path / mode, features=tiny_store, steps=1, max_sentences=1,
+                       progress=False, encoder_condition=mode)
+        for mode in ("weighted", "base")
+    }  # fmt: skip
+    assert reports["base"]["config"]["encoder_condition"] == "base"
+    minor = [p["mean_posteriors"] for mode in ("weighted", "base") for p in reports[mode]["blends"]["pairs"]]
+    assert minor[:2] != minor[2:]  # the blends' encoder condition changed their mels
+
+
 def test_run_eval_rejects_bad_input(tmp_path):
     model, ser = _tiny_models(tmp_path)
+    with pytest.raises(EmomixError, match="encoder condition"):
+        run_eval(model, ser, tmp_path / "e", max_sentences=1, progress=False, encoder_condition="mean")
     with pytest.raises(EmomixError, match="max_sentences"):
         run_eval(model, ser, tmp_path / "e", max_sentences=0, progress=False)
     with pytest.raises(EmomixError, match="not an emomix feature store"):
