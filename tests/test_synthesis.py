@@ -211,3 +211,14 @@ def test_synthesis_mel_keeps_the_utterance_length(bundle, vocoder):
     with torch.inference_mode():
         frames = int(bundle.model.encode(ids, torch.tensor([ids.shape[1]]), emotion, spk)["y_lengths"][0])
     assert _say(bundle, vocoder, weights={"angry": 1.0}).mel.shape[1] == frames
+
+
+def test_options_left_out_take_the_models_measured_defaults(bundle, vocoder):
+    from dataclasses import replace
+
+    tuned = replace(bundle, synthesis_defaults={"steps": 2, "temperature": 1.0})
+    implicit = synthesize(tuned, "Hello.", {"angry": 1.0}, vocoder=vocoder)
+    explicit = synthesize(bundle, "Hello.", {"angry": 1.0}, vocoder=vocoder, steps=2, temperature=1.0)
+    module_default = synthesize(bundle, "Hello.", {"angry": 1.0}, vocoder=vocoder)
+    assert (implicit.mel == explicit.mel).all()
+    assert not (module_default.mel == explicit.mel).all()
