@@ -49,6 +49,7 @@ class SynthesisResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage + "total"
     speaker: str | None = None
     sentences: list[str] = field(default_factory=list)
+    sampler: dict = field(default_factory=dict)  # steps/temperature/solver/k_max/k_min used
 
 
 # ---------------------------------------------------------------- text
@@ -218,7 +219,7 @@ def synthesize(
     return SynthesisResult(
         wav=wav, mel=np.concatenate(mels, axis=1), sample_rate=sample_rate,
         weights_used=weights_used, duration_s=duration, rtf=timings["total"] / max(duration, 1e-9),
-        timings=timings, speaker=name, sentences=sentences,
+        timings=timings, speaker=name, sentences=sentences, sampler=sampler,
     )
 
 
@@ -368,10 +369,9 @@ def run_mix(
         vocoder_config = {"n_iter": gl_iters}
     voc = load_vocoder(vocoder, checkpoint=vocoder_checkpoint, config=vocoder_config,
                        audio=bundle.audio, device=device)
-    sampler = resolve_sampler_options(bundle, steps=steps, temperature=temperature, solver=solver,
-                                      k_max=k_max, k_min=k_min)
     options = dict(speaker=speaker, speaker_wav=speaker_wav, seed=seed, length_scale=length_scale,
-                   encoder_condition=encoder_condition, vocoder=voc, **sampler)
+                   encoder_condition=encoder_condition, vocoder=voc, steps=steps,
+                   temperature=temperature, solver=solver, k_max=k_max, k_min=k_min)
     if batch is not None:
         written = synthesize_batch_file(bundle, batch, output, **options)
         if console is not None:
@@ -387,7 +387,7 @@ def run_mix(
         console.print(
             f"[green]wrote[/] {output}  [bold]{mix_name}[/]  speaker {result.speaker}  "
             f"{result.duration_s:.2f} s audio  RTF {result.rtf:.2f} "
-            f"({options['solver']}, {options['steps']} steps)",
+            f"({result.sampler['solver']}, {result.sampler['steps']} steps)",
             highlight=False,
         )
     return result

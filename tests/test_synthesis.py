@@ -221,4 +221,5 @@ def test_options_left_out_take_the_models_measured_defaults(bundle, vocoder):
     explicit = synthesize(bundle, "Hello.", {"angry": 1.0}, vocoder=vocoder, steps=2, temperature=1.0)
     module_default = synthesize(bundle, "Hello.", {"angry": 1.0}, vocoder=vocoder)
     assert (implicit.mel == explicit.mel).all()
+    assert implicit.sampler == {**explicit.sampler, "steps": 2, "temperature": 1.0}
     assert not (module_default.mel == explicit.mel).all()

@@ -121,9 +121,7 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         conv, norm, act = self.block
-        if mask is None:
-            return act(norm(conv(x), None))
-        return act(norm(conv(x * mask), mask)) * mask
+        return _masked(act(norm(conv(_masked(x, mask)), mask)), mask)
 
 
 class ResnetBlock(nn.Module):
@@ -137,7 +135,7 @@ class ResnetBlock(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None, time_emb: Tensor) -> Tensor:
         h = self.block1(x, mask) + self.mlp(time_emb)[:, :, None, None]
         h = self.block2(h, mask)
-        return h + self.res_conv(x if mask is None else x * mask)
+        return h + self.res_conv(_masked(x, mask))
 
 
 class LinearAttention(nn.Module):
