@@ -21,7 +21,7 @@ import soundfile as sf
 from rich.console import Console
 from rich.table import Table
 
-from emomix_cli.features import prep
+from emomix_cli.prep import prep
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",

@@ -1,7 +1,9 @@
 """Real-time factor of mixed-emotion synthesis: N steps × M emotions, batched vs sequential.
 
 RTF = wall seconds / audio seconds (lower is faster; < 1 is faster than real time). The decoder
-column is the sampler alone (N steps of the U-Net over M conditions); "+GL" adds Griffin-Lim.
+column is the sampler alone (N steps of the U-Net over M conditions); "guided" adds the null row
+of guidance (w ≠ 1: M + 1 rows in the same call); "+ vocoder" adds the default vocoder
+(HiFi-GAN UNIVERSAL_V1) and "+ GL" Griffin-Lim, i.e. `emomix mix` end to end minus text.
 Without ``--model`` the "small" preset with random weights is timed (speed does not depend on
 the weights) on a prior of ``--seconds`` of audio; with ``--model CKPT`` the trained model
 speaks ``--text`` and its own durations set the length.
@@ -24,7 +26,7 @@ from emomix_cli.text import default_symbol_table, text_to_ids
 from emomix_cli.tts.mixing import MixedScore
 from emomix_cli.tts.model import EmoMixTTS, TTSConfig, preset
 from emomix_cli.tts.sampling import SOLVERS
-from emomix_cli.vocoder import load_vocoder
+from emomix_cli.vocoder import DEFAULT_VOCODER, load_vocoder
 
 
 def _prior(args):
@@ -35,7 +37,7 @@ def _prior(args):
         bundle = load_tts(args.model)
         model, audio = bundle.model, bundle.audio
         vectors = [bundle.prototypes.vectors[i] for i in range(len(bundle.prototypes.emotions))]
-        spk = model.speaker_vector(bundle.speaker_input(None))
+        spk = model.speaker_vector(bundle.resolve_speaker()[1])
         ids = text_to_ids(args.text, bundle.symbols)
         with torch.inference_mode():
             encoded = model.encode(torch.tensor([ids]), torch.tensor([len(ids)]),
@@ -43,7 +45,7 @@ def _prior(args):
         mu, mask = fill_padding(encoded["mu_y"], int(encoded["y_lengths"][0]))  # as synthesize
         return model, audio, mu, mask, vectors, spk
     torch.manual_seed(0)
-    cfg = TTSConfig(**{**preset("small"), "n_vocab": len(default_symbol_table())})
+    cfg = TTSConfig(**{**preset("small"), "n_vocab": len(default_symbol_table()), "cond_dropout": 0.1})
     model = EmoMixTTS(cfg).eval()
     audio = AudioConfig()
     frames = int(args.seconds * audio.sample_rate / audio.hop_length) // 4 * 4
@@ -86,14 +88,17 @@ def main() -> None:
     spk = None if spk is None else spk.to(device)
     names = [f"e{i}" for i in range(len(vectors))]
     audio_s = mu.shape[-1] * audio.hop_length / audio.sample_rate
-    vocoder = load_vocoder("griffinlim", audio=audio, device=device)
+    griffin_lim = load_vocoder("griffinlim", audio=audio, device=device)
+    vocoder = load_vocoder(DEFAULT_VOCODER, audio=audio, device=device)
     solver = SOLVERS[args.solver]
+    guided = getattr(model, "supports_guidance", False)
 
-    def decode(n_steps, m, sequential):
+    def decode(n_steps, m, sequential, guidance=1.0):
         weights = {name: 1.0 / m for name in names[:m]}
         conditions = {name: (vectors[i], None if spk is None else spk[0])
                       for i, name in enumerate(names[:m])}
-        score = MixedScore(model, mu, mask, conditions, weights, sequential=sequential)
+        score = MixedScore(model, mu, mask, conditions, weights, sequential=sequential,
+                           guidance=guidance)
         with torch.inference_mode():
             mel = solver(score, mu, mask, n_steps, generator=torch.Generator().manual_seed(0))
         if device.type == "cuda":
@@ -101,13 +106,17 @@ def main() -> None:
         return mel
 
     mel = decode(1, 1, False)
-    gl_s = _best_time(lambda: vocoder(mel).sum().item(), args.repeats)
+    with torch.inference_mode():
+        gl_s = _best_time(lambda: griffin_lim(mel).sum().item(), args.repeats)
+        vocoder_s = _best_time(lambda: vocoder(mel).sum().item(), args.repeats)
     print(f"model: {args.model or 'random small preset'}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
           f"params; audio {audio_s:.2f} s ({mu.shape[-1]} frames); solver {args.solver}; "
           f"torch threads {torch.get_num_threads()}; {device}; best of {args.repeats}", flush=True)
-    print(f"Griffin-Lim ({vocoder.n_iter} it): RTF {gl_s / audio_s:.3f}")
-    print("| N | M | decoder RTF batched | decoder RTF sequential | speed-up | RTF batched + GL |")
-    print("|---|---|---|---|---|---|")
+    print(f"Griffin-Lim ({griffin_lim.n_iter} it): RTF {gl_s / audio_s:.3f}; "
+          f"{DEFAULT_VOCODER}: RTF {vocoder_s / audio_s:.3f}")
+    print("| N | M | decoder batched | decoder sequential | speed-up | guided (w=2) | "
+          f"+ {DEFAULT_VOCODER} | + GL |")
+    print("|---|---|---|---|---|---|---|---|")
     for n_steps in args.steps:
         for m in args.emotions:
             if m > len(vectors):
@@ -115,8 +124,12 @@ def main() -> None:
             batched = _best_time(lambda: decode(n_steps, m, False), args.repeats)  # noqa: B023
             sequential = batched if m == 1 else _best_time(
                 lambda: decode(n_steps, m, True), args.repeats)  # noqa: B023
+            with_null = (_best_time(lambda: decode(n_steps, m, False, 2.0), args.repeats)  # noqa: B023
+                         if guided else float("nan"))
             print(f"| {n_steps} | {m} | {batched / audio_s:.3f} | {sequential / audio_s:.3f} | "
-                  f"{sequential / batched:.2f}x | {(batched + gl_s) / audio_s:.3f} |", flush=True)
+                  f"{sequential / batched:.2f}x | {with_null / audio_s:.3f} | "
+                  f"{(batched + vocoder_s) / audio_s:.3f} | {(batched + gl_s) / audio_s:.3f} |",
+                  flush=True)
     if device.type == "cuda":
         print(f"peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MB")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from emomix_cli.cli import DEMO_MODEL  # noqa: E402
-from emomix_cli.synthesis import resolve_sampler_options, synthesize  # noqa: E402
+from emomix_cli.synthesis import SynthesisOptions, synthesize_mels  # noqa: E402
 from emomix_cli.tts import load_tts  # noqa: E402
 
 
@@ -25,16 +25,18 @@ def main() -> None:
     parser.add_argument("--out", default="docs/mels_per_emotion.png")
     args = parser.parse_args()
     bundle = load_tts(args.model)
-    options = resolve_sampler_options(bundle)
+    options = SynthesisOptions(speaker=args.speaker).resolve(bundle)
+    hop_s = bundle.audio.hop_length / bundle.audio.sample_rate
     emotions = list(bundle.emotions)
     fig, axes = plt.subplots(len(emotions), 1, figsize=(9, 2.0 * len(emotions)))
     for axis, emotion in zip(axes, emotions, strict=True):
-        result = synthesize(bundle, args.text, {emotion: 1.0}, speaker=args.speaker, **options)
-        axis.imshow(result.mel, origin="lower", aspect="auto", vmin=-11.5, vmax=2.0, cmap="magma")
+        mel = synthesize_mels(bundle, args.text, {emotion: 1.0}, options).mel
+        axis.imshow(mel, origin="lower", aspect="auto", vmin=-11.5, vmax=2.0, cmap="magma")
         axis.set_ylabel("mel bin")
-        axis.set_title(f"{emotion}: {result.duration_s:.2f} s", fontsize=10, loc="left")
+        axis.set_title(f"{emotion}: {mel.shape[1] * hop_s:.2f} s", fontsize=10, loc="left")
     axes[-1].set_xlabel("frame (11.6 ms)")
-    fig.suptitle(f'"{args.text}" ({options["solver"]}, {options["steps"]} steps, τ={options["temperature"]})')
+    fig.suptitle(f'"{args.text}" ({options.solver}, {options.steps} steps, τ={options.temperature}, '
+                 f'guidance {options.guidance:g})')
     fig.tight_layout()
     fig.savefig(args.out, dpi=90)
     print(f"wrote {args.out}")

@@ -1,9 +1,11 @@
-"""Choose sampler defaults by measurement: `emomix eval` over a grid, one summary row per setting.
+"""Choose sampler defaults by measurement on the VALIDATION split (report on test with `emomix eval`).
 
-Two grids, as in the README's tables:
-  --what solver : (solver, steps, τ) on single emotions only (SER accuracy; fast)
-  --what window : (k_max, k_min) with the full eval (accuracy, monotonic intensity curves,
-                  mean Spearman ρ, 0.6/0.4 blend top-2 rate)
+Two grids, one summary row per setting:
+  --what solver : (solver, steps, τ) on single emotions only: accuracy of the independent judge
+                  SER (recipes/demo/judge_ser.pt, else the model's own, said in the header); fast
+  --what window : (k_max, k_min) with the full eval on val (second-SER UA, mean intensity ρ of
+                  the second SER and of the prosody line, blends strictly between their parents,
+                  quality-bar lines passed); Whisper and DNSMOS are skipped unless --all-judges
 
     .venv/bin/python benchmarks/tune_sampler.py --what solver --features data/demo/features
     .venv/bin/python benchmarks/tune_sampler.py --what window --features data/demo/features --sentences 4
@@ -15,45 +17,60 @@ import argparse
 import itertools
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from emomix_cli.cli import DEMO_MODEL
-from emomix_cli.evaluate import MONOTONIC_TOLERANCE, is_monotonic, run_eval
-from emomix_cli.features import FeatureStore
+from emomix_cli.datasets import FeatureStore
+from emomix_cli.evaluate import run_eval
+from emomix_cli.evaluate.judges import load_judge_ser, load_judges, score_mels
 from emomix_cli.ser import ser_from_payload
-from emomix_cli.synthesis import synthesize
+from emomix_cli.synthesis import SynthesisOptions, synthesize_mels
 from emomix_cli.tts import load_tts
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def solver_grid(args) -> None:
     bundle = load_tts(args.model)
-    ser = ser_from_payload(bundle.ser_payload).eval()
-    texts = sorted({item["text"] for item in FeatureStore(args.features).items("test")})[: args.sentences]
+    judge, name = load_judge_ser(args.judge_ser)
+    if judge is None:
+        judge, name = ser_from_payload(bundle.ser_payload), "conditioning SER (not independent)"
+    items = FeatureStore(args.features).items("val")
+    texts = sorted({item["text"] for item in items})[: args.sentences]
+    print(f"val split, {len(texts)} sentences, judged by {name}")
     print(f"{'solver':10} {'steps':>5} {'tau':>4} {'accuracy':>8}")
     for solver, steps, tau in itertools.product(args.solvers, args.steps, args.temperatures):
-        hits = total = 0
+        mels, intended = [], []
         for k, text in enumerate(texts):
+            options = SynthesisOptions(steps=steps, solver=solver, temperature=tau, seed=k,
+                                       speaker=bundle.speakers[k % len(bundle.speakers)])
             for emotion in bundle.emotions:
-                result = synthesize(bundle, text, {emotion: 1.0}, speaker=bundle.speakers[k % len(bundle.speakers)],
-                                    steps=steps, solver=solver, temperature=tau, seed=k)
-                mel = torch.from_numpy(result.mel)[None]
-                probs = ser.predict_proba(mel, torch.tensor([mel.shape[-1]]))[0]
-                hits += ser.emotions[int(probs.argmax())] == emotion
-                total += 1
-        print(f"{solver:10} {steps:5d} {tau:4.1f} {hits / total:8.2f}", flush=True)
+                mels.append(torch.from_numpy(synthesize_mels(bundle, text, {emotion: 1.0}, options).mel))
+                intended.append(emotion)
+        probs = score_mels(judge, mels)
+        hits = sum(judge.emotions[int(p.argmax())] == e for p, e in zip(probs, intended, strict=True))
+        print(f"{solver:10} {steps:5d} {tau:4.1f} {hits / len(intended):8.2f}", flush=True)
 
 
 def window_grid(args) -> None:
-    print(f"{'k_max':>5} {'k_min':>5} {'accuracy':>8} {'monotonic':>9} {'mean rho':>8} {'blend top2':>10}")
+    judges = load_judges(args.judge_ser, asr=args.all_judges, dnsmos=args.all_judges)
+    print(f"val split, {args.sentences} sentences, judged by {judges.ser_name or 'no second SER'}")
+    print(f"{'k_max':>5} {'k_min':>5} {'2nd-SER UA':>10} {'rho SER':>7} {'rho pros':>8} {'between':>7} {'bar':>7}")
     for k_max, k_min in args.windows:
-        out = Path(args.out) / f"k{k_max}_{k_min}"
-        report = run_eval(args.model, None, out, features=args.features, max_sentences=args.sentences,
-                          k_max=k_max, k_min=k_min, progress=False)
-        curves = report["intensity"]["curves"]
-        mono = sum(is_monotonic(v, MONOTONIC_TOLERANCE) for v in curves.values())
-        rho = sum(report["intensity"]["spearman"].values()) / max(len(curves), 1)
-        print(f"{k_max:5} {k_min:5} {report['classification']['mean_accuracy']:8.2f} {mono:>5}/{len(curves)}"
-              f"   {rho:8.2f} {report['blends']['mean_top2_rate']:10.2f}", flush=True)
+        report = run_eval(args.model, None, Path(args.out) / f"k{k_max}_{k_min}", features=args.features,
+                          split="val", options=SynthesisOptions(k_max=k_max, k_min=k_min),
+                          max_sentences=args.sentences, judges=judges, progress=False)  # fmt: skip
+        intensity, bar = report["intensity"], report["bar"]
+        ua = (report["judge_classification"] or {}).get("mean_accuracy")
+        passed = sum(line["passed"] is True for line in bar)
+        judged = sum(line["passed"] is not None for line in bar)
+        print(f"{k_max:5} {k_min:5} {_mean([ua]):10.2f} {_mean(intensity['judge_spearman'].values()):7.2f}"
+              f" {_mean(intensity['prosody_spearman'].values()):8.2f} {_mean([report['blends']['between_rate']]):7.2f}"
+              f" {passed:>3}/{judged:<3}", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -61,12 +78,14 @@ def main() -> None:
     parser.add_argument("--what", choices=["solver", "window"], default="solver")
     parser.add_argument("--model", default=str(DEMO_MODEL))
     parser.add_argument("--features", required=True)
+    parser.add_argument("--judge-ser", default=None, help="independent SER (default: recipes/demo/judge_ser.pt)")
     parser.add_argument("--sentences", type=int, default=3)
     parser.add_argument("--solvers", nargs="+", default=["euler", "dpm2m", "euler-sde"])
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 25])
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 1.5])
     parser.add_argument("--windows", type=lambda s: tuple(float(v) for v in s.split(",")), nargs="+",
                         default=[(1.0, 0.0), (0.8, 0.0), (1.0, 0.2)], help="k_max,k_min pairs")
+    parser.add_argument("--all-judges", action="store_true", help="also Whisper and DNSMOS (slow)")
     parser.add_argument("--out", default="runs/tune_window")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -106,11 +106,18 @@ def linear_spectrogram(wav: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
     return torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)
 
 
+MEL_FLOOR = 1e-5
+# The log-mel of digital silence (the floor below). Padding with it keeps a padded batch a valid
+# log-mel: a consumer that does not mask (a vocoder, a plot, a convolution's receptive field at
+# the edge) sees silence, while 0 would be log(1), a loud full-band frame ~11.5 nats above it.
+SILENCE_LOG_MEL = math.log(MEL_FLOOR)
+
+
 def mel_spectrogram(wav: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
     """Log-mel [B, n_mels, T] of wav [B, N] (or [N]) in [-1, 1]; T = N // hop."""
     spec = linear_spectrogram(wav, cfg)
     mel = torch.matmul(mel_filterbank(cfg, spec.device), spec)
-    return torch.log(torch.clamp(mel, min=1e-5))
+    return torch.log(torch.clamp(mel, min=MEL_FLOOR))
 
 
 def n_frames(n_samples: int, cfg: AudioConfig) -> int:

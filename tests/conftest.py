@@ -27,7 +27,7 @@ EMOTION_BANDS = {"angry": (45, 65), "neutral": (15, 30), "sad": (2, 12)}
 
 
 def make_tiny_store(root: Path, n_per_class: int = 8, seed: int = 0) -> Path:
-    """A feature store (DESIGN §3) of synthetic mels whose spectrum depends on the emotion."""
+    """A feature store (docs/DESIGN.md §3) of synthetic mels whose spectrum depends on the emotion."""
     from emomix_cli.audio import AudioConfig
     from emomix_cli.config import save_yaml, to_dict
     from emomix_cli.text import default_symbol_table

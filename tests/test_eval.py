@@ -1,7 +1,8 @@
-"""Evaluation: metric helpers on hand-made numbers, and run_eval end to end on tiny models."""
+"""Evaluation: metrics and scoring on hand-made numbers, run_eval end to end on tiny models."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -13,20 +14,23 @@ from emomix_cli.checkpoint import save_checkpoint
 from emomix_cli.config import to_dict
 from emomix_cli.errors import EmomixError
 from emomix_cli.evaluate import (
-    _conditions,
+    DEFAULT_MAX_SENTENCES,
+    Judges,
     confusion_matrix,
     count_phones,
     is_monotonic,
-    mean_prosody,
     per_class_accuracy,
     print_report,
-    prosody,
+    quality_bar,
     run_eval,
     spearman,
     top2_rate,
     unweighted_accuracy,
     weighted_accuracy,
 )
+from emomix_cli.evaluate.metrics import ranks
+from emomix_cli.evaluate.scoring import blends, conditions, intensity
+from emomix_cli.synthesis import SynthesisOptions
 
 ROWS = ["angry", "neutral", "sad"]
 
@@ -54,33 +58,31 @@ def test_accuracy_columns_may_differ_from_rows():
     assert unweighted_accuracy(matrix, ROWS, ["sad", "angry"]) == pytest.approx(0.375)
     assert weighted_accuracy(matrix, ROWS, ["sad", "angry"]) == pytest.approx(3 / 8)
     empty = np.zeros((3, 3), dtype=int)
-    assert (
-        unweighted_accuracy(empty, ROWS, ROWS) is None
-        and weighted_accuracy(empty, ROWS, ROWS) is None
-    )
+    assert unweighted_accuracy(empty, ROWS, ROWS) is None and weighted_accuracy(empty, ROWS, ROWS) is None
 
 
 def test_top2_rate_is_order_free():
-    probs = np.array(
-        [
-            [0.5, 0.3, 0.2],  # top2 {0, 1}: hit
-            [0.3, 0.5, 0.2],  # top2 {1, 0}: hit
-            [0.5, 0.1, 0.4],  # top2 {0, 2}: miss
-            [0.1, 0.2, 0.7],  # top2 {2, 1}: miss
-        ]
-    )
+    probs = np.array([
+        [0.5, 0.3, 0.2],  # top2 {0, 1}: hit
+        [0.3, 0.5, 0.2],  # top2 {1, 0}: hit
+        [0.5, 0.1, 0.4],  # top2 {0, 2}: miss
+        [0.1, 0.2, 0.7],  # top2 {2, 1}: miss
+    ])  # fmt: skip
     assert top2_rate(probs, 0, 1) == pytest.approx(0.5)
     assert top2_rate(probs, 1, 0) == pytest.approx(0.5)
     assert top2_rate(probs, 0, 2) == pytest.approx(0.25)
 
 
 def test_spearman_and_monotonic():
-    weights = [0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    assert spearman(weights, [0.1, 0.2, 0.3, 0.5, 0.6, 0.9]) == pytest.approx(1.0)
-    assert spearman(weights, [0.9, 0.6, 0.5, 0.3, 0.2, 0.1]) == pytest.approx(-1.0)
-    # one swap of neighbours: rho = 1 - 6 * 2 / (6 * 35)
-    assert spearman(weights, [0.1, 0.3, 0.2, 0.5, 0.6, 0.9]) == pytest.approx(1 - 12 / 210)
-    assert spearman(weights, [0.5] * 6) is None
+    weights = [0, 0.25, 0.5, 0.75, 1.0]
+    assert spearman(weights, [0.1, 0.2, 0.3, 0.5, 0.9]) == pytest.approx(1.0)
+    assert spearman(weights, [0.9, 0.5, 0.3, 0.2, 0.1]) == pytest.approx(-1.0)
+    # one swap of neighbours: rho = 1 - 6 * 2 / (5 * 24)
+    assert spearman(weights, [0.1, 0.3, 0.2, 0.5, 0.9]) == pytest.approx(0.9)
+    assert spearman(weights, [0.5] * 5) is None and spearman(weights, [0, 1, None, 2, 3]) is None
+    # ties share their mean rank: x ranks 1 2 3 4 5, y ranks 1 2.5 2.5 4 5 -> rho = 9.5 / sqrt(10 * 9.5)
+    assert ranks([10, 20, 20, 5]).tolist() == [2, 3.5, 3.5, 1]
+    assert spearman(weights, [0, 1, 1, 2, 3]) == pytest.approx(9.5 / np.sqrt(10 * 9.5))
     assert is_monotonic([0.1, 0.1, 0.3]) and not is_monotonic([0.1, 0.3, 0.29])
     assert is_monotonic([0.1, 0.3, 0.29], tolerance=0.02)
 
@@ -90,30 +92,108 @@ def test_count_phones_skips_stress_length_and_punctuation():
     assert count_phones("ˈ ː , . ?") == 0
 
 
-def test_prosody_of_a_tone_and_of_silence():
-    sr = 22050
-    t = np.arange(sr) / sr
-    wav = np.zeros(int(1.5 * sr), np.float32)
-    wav[sr // 4 : sr // 4 + sr] = 0.5 * np.sin(2 * np.pi * 200 * t)  # 1 s of 200 Hz in silence
-    stats = prosody(wav, sr, n_phones=10)
-    assert stats["f0_mean"] == pytest.approx(200, rel=0.02)
-    assert stats["f0_range"] < 5
-    assert stats["energy_db"] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=1.5)
-    assert stats["rate"] == pytest.approx(10.0, rel=0.1)  # silence trimmed: 10 phones in ~1 s
-    assert prosody(np.zeros(sr, np.float32), sr, 5)["f0_mean"] is None
-    mean = mean_prosody(
-        [stats, {"f0_mean": None, "f0_range": None, "energy_db": 0.0, "rate": None}]
-    )
-    assert mean["f0_mean"] == stats["f0_mean"] and mean["n"] == 2
-
-
 def test_conditions_cover_emotions_intensity_and_ordered_blends():
-    labels = [label for label, _ in _conditions(["angry", "happy", "neutral", "sad"])]
-    # 4 emotions + 3 x 4 inner intensity weights + 3 x 2 ordered pairs
-    assert len(labels) == 4 + 12 + 6
-    assert "angry@0.4" in labels and "sad+happy" in labels and "happy+sad" in labels
-    weights = dict(_conditions(["angry", "neutral"]))
-    assert weights["angry@0.2"] == {"angry": 0.2, "neutral": 0.8}
+    labels = [label for label, _ in conditions(["angry", "happy", "neutral", "sad"])]
+    # 4 emotions + 3 x 3 inner intensity weights (.25 .5 .75) + 3 x 2 ordered pairs
+    assert len(labels) == 4 + 9 + 6
+    assert "angry@0.25" in labels and "sad+happy" in labels and "happy+sad" in labels
+    weights = dict(conditions(["angry", "neutral"]))
+    assert weights["angry@0.75"] == {"angry": 0.75, "neutral": 0.25}
+    assert "angry@0.2" not in weights
+
+
+# ---------------------------------------------------------------- scoring on hand-made records
+COLS = ["angry", "neutral", "sad"]
+
+
+def _record(label, i, cond, judge, line):
+    f0, span, loud, rate = line
+    return {"label": label, "i": i, "cond": np.array(cond), "judge": np.array(judge),
+            "prosody": {"f0_median": f0, "f0_range_st": span, "loudness_db": loud, "rate": rate}}
+
+
+def _records(sad_curve):
+    """Sentence 0 only; angry rises with weight, sad follows ``sad_curve`` (P at .25 .5 .75)."""
+    records = {}
+    for label, p_angry, line in [("neutral", 0.1, (100, 2, -20, 10)), ("angry@0.25", 0.3, (125, 2, -20, 10)),
+                                 ("angry@0.5", 0.5, (150, 2, -20, 10)), ("angry@0.75", 0.7, (175, 2, -20, 10)),
+                                 ("angry", 0.9, (200, 2, -20, 10))]:  # fmt: skip
+        records[label, 0] = _record(label, 0, [p_angry, 1 - p_angry, 0], [p_angry, 1 - p_angry, 0], line)
+    for w, p_sad in zip((0.25, 0.5, 0.75), sad_curve, strict=True):
+        records[f"sad@{w:g}", 0] = _record("x", 0, [0, 1 - p_sad, p_sad], [0, 1 - p_sad, p_sad], (100, 2, -20 - 40 * w, 10))
+    records["sad", 0] = _record("sad", 0, [0, 0.2, 0.8], [0, 0.2, 0.8], (100, 2, -60, 10))
+    # blends: angry+sad sits 60 % of the way from sad to angry; sad+angry lies past angry, away from sad (not between)
+    records["angry+sad", 0] = _record("x", 0, [0.5, 0.1, 0.4], [0.5, 0.1, 0.4], (160, 2, -36, 10))
+    records["sad+angry", 0] = _record("x", 0, [0.2, 0.5, 0.3], [0.05, 0.9, 0.05], (220, 2, -12, 10))
+    return records
+
+
+def test_intensity_curves_rho_and_monotonic_by_hand():
+    scale = [1.0, 1.0, 1.0, 1.0]
+    out = intensity(_records([0.3, 0.2, 0.6]), 1, COLS, COLS, COLS, scale)
+    assert out["weights"] == [0, 0.25, 0.5, 0.75, 1]
+    assert out["curves"]["angry"] == pytest.approx([0.1, 0.3, 0.5, 0.7, 0.9])
+    assert out["spearman"]["angry"] == pytest.approx(1.0) and out["monotonic"] == {"angry": True, "sad": False}
+    # sad posteriors 0, .3, .2, .6, .8: one swap -> rho 0.9
+    assert out["judge_spearman"]["sad"] == pytest.approx(0.9)
+    # prosody: F0 100 -> 200 Hz along the angry line; loudness -20 -> -60 dB along the sad line
+    assert out["prosody_curves"]["angry"] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
+    assert out["prosody_curves"]["sad"] == pytest.approx([0, 0.25, 0.5, 0.75, 1])
+
+
+def test_blends_positions_top2_and_parents_vs_neutral_by_hand():
+    out = blends(_records([0.3, 0.5, 0.7]), 1, COLS, COLS, COLS, [1.0, 1.0, 1.0, 1.0])
+    pairs = {(p["major"], p["minor"]): p for p in out["pairs"]}
+    major = pairs["angry", "sad"]
+    # from sad (100 Hz, -60 dB) to angry (200 Hz, -20 dB): (160, -36) is at 0.6 on both axes
+    assert major["positions"] == [pytest.approx(0.6)] and major["between_rate"] == 1.0
+    assert major["top2_rate"] == 1.0  # angry .5 and sad .4 are the top 2
+    assert major["parents_above_neutral"] is True  # .5 > .1 (angry), .4 > 0 (sad)
+    minor = pairs["sad", "angry"]
+    assert minor["positions"] == [pytest.approx(-0.2)] and minor["between_rate"] == 0.0
+    assert minor["top2_rate"] == 0.0  # neutral .5 is on top
+    assert minor["parents_above_neutral"] is False  # P(angry) .05 < .1 under plain neutral
+    assert out["between_rate"] == 0.5 and out["mean_top2_rate"] == 0.5
+
+
+def _bar_report(**changes):
+    report = {
+        "config": {"vocoder": "hifigan"},
+        "per_emotion": {"angry": {"synth": {"voiced_fraction": 0.7}, "gt": {"voiced_fraction": 0.8}},
+                        "sad": {"synth": {"voiced_fraction": 0.6}, "gt": {"voiced_fraction": 0.8}}},
+        "intelligibility": {"synth": {"wer": 0.30}, "gt": {"wer": 0.20}},
+        "judge_classification": {"accuracy": {"angry": 1.0, "sad": 0.5}, "mean_accuracy": 0.75},
+        "intensity": {"judge_spearman": {"angry": 1.0}, "prosody_spearman": {"angry": 0.8}},
+        "blends": {"pairs": [{"parents_above_neutral": True}, {"parents_above_neutral": False}],
+                   "between_rate": 0.8},
+    }  # fmt: skip
+    report.update(changes)
+    return {line["check"]: line for line in quality_bar(report)}
+
+
+def test_quality_bar_lines_pass_and_fail_with_their_numbers():
+    bar = _bar_report()
+    assert bar["voiced fraction angry ≥ 0.8×GT"]["passed"] is True  # 0.7 >= 0.64
+    assert bar["voiced fraction sad ≥ 0.8×GT"]["passed"] is False  # 0.6 < 0.64
+    assert bar["voiced fraction sad ≥ 0.8×GT"]["threshold"] == pytest.approx(0.64)
+    wer = bar["Whisper WER ≤ GT + 0.05"]
+    assert wer["passed"] is False and wer["threshold"] == pytest.approx(0.25)
+    assert bar["second-SER accuracy mean ≥ 0.8"]["passed"] is False
+    every = bar["second-SER accuracy every emotion ≥ 0.6"]
+    assert every["passed"] is False and every["value"] == 0.5 and "sad" in every["note"]
+    assert bar["intensity ρ angry (second-SER posterior) ≥ 0.9"]["passed"] is True
+    assert bar["intensity ρ angry (prosody line) ≥ 0.9"]["passed"] is False
+    assert bar["blend prosody strictly between parents ≥ 80%"]["passed"] is True  # 0.8 >= 0.8
+    parents = bar["blend parents' second-SER posterior > Neutral's"]
+    assert parents["passed"] is False and parents["note"] == "1/2 pairs"
+
+
+def test_quality_bar_without_judges_is_not_applicable():
+    bar = _bar_report(intelligibility={"synth": {"wer": None}, "gt": None}, judge_classification=None,
+                      config={"vocoder": "griffinlim"})  # fmt: skip
+    assert bar["Whisper WER ≤ GT + 0.05"]["passed"] is None
+    assert bar["second-SER accuracy mean ≥ 0.8"]["passed"] is None
+    assert bar["voiced fraction angry ≥ 0.8×GT"]["passed"] is None  # never judged on Griffin-Lim
 
 
 # ---------------------------------------------------------------- end to end
@@ -142,85 +222,117 @@ def _tiny_models(tmp_path, emotions=("angry", "neutral", "sad")):
     return save_checkpoint(tmp_path / "tts.pt", "tts", payload), ser_file
 
 
+class ToneVocoder:
+    """A stand-in vocoder: a 150 Hz tone whose loudness follows the mel's mean per frame."""
+
+    sample_rate, hop_length, name = 22050, 256, "tone"
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        frames = mel.shape[-1]
+        t = torch.arange(frames * self.hop_length) / self.sample_rate
+        level = torch.sigmoid(mel.mean(dim=1)).repeat_interleave(self.hop_length, dim=-1)
+        return 0.5 * level * torch.sin(2 * torch.pi * 150 * t)
+
+
+def fake_prosody(wav, sample_rate, n_phones):
+    rms = float(np.sqrt(np.mean(np.square(wav)))) if len(wav) else 0.0
+    return {"voiced_fraction": 1.0, "f0_median": 150.0, "f0_range_st": 0.0,
+            "loudness_db": 20 * np.log10(max(rms, 1e-6)), "rate": n_phones / max(len(wav) / sample_rate, 1e-3)}
+
+
+def fake_judges(ser_file=None):
+    from emomix_cli.ser import load_ser
+
+    return Judges(asr=lambda wav: "synthetic", dnsmos=lambda wav: {"p808": 3.0, "ovrl": 2.5},
+                  prosody=fake_prosody, ser=load_ser(ser_file) if ser_file else None,
+                  ser_name=str(ser_file) if ser_file else None)  # fmt: skip
+
+
 def test_run_eval_end_to_end(tmp_path, tiny_store):
     model, ser = _tiny_models(tmp_path)
     out = tmp_path / "eval"
-    report = run_eval(
-        model, ser, out, features=tiny_store, steps=2, max_sentences=2, progress=False
-    )
-    assert set(report) >= {
-        "config",
-        "classification",
-        "intensity",
-        "blends",
-        "prosody",
-        "ground_truth",
-    }
-    classification = report["classification"]
-    confusion = np.array(classification["confusion"])
-    assert confusion.shape == (3, 3) and confusion.sum(axis=1).tolist() == [2, 2, 2]
-    assert classification["mean_accuracy"] == pytest.approx(
-        np.mean(list(classification["accuracy"].values()))
-    )
-    intensity = report["intensity"]
-    assert set(intensity["curves"]) == {"angry", "sad"}
-    assert all(len(c) == 6 and all(0 <= p <= 1 for p in c) for c in intensity["curves"].values())
-    assert all(isinstance(intensity["monotonic"][e], bool) for e in ("angry", "sad"))
-    pairs = report["blends"]["pairs"]
-    assert [(p["major"], p["minor"]) for p in pairs] == [("angry", "sad"), ("sad", "angry")]
-    assert all(p["top2_rate"] in (0.0, 0.5, 1.0) for p in pairs)  # 2 sentences, 3 classes
-    assert set(report["prosody"]) == {"angry", "neutral", "sad", "angry+sad", "sad+angry"}
-    assert (
-        report["prosody"]["angry"]["n"] == 2 and report["prosody"]["angry"]["energy_db"] is not None
-    )
-    gt = report["ground_truth"]
-    assert np.array(gt["confusion"]).sum() == 6  # tiny store: 2 test utterances per emotion
-    assert report["config"]["scored_on"] == "mel" and report["timing"]["utterances"] == 2 * 13
-    for name in ("report.json", "confusion.png", "intensity.png", "blends.png"):
-        assert (out / name).stat().st_size > 0
-    assert json.loads((out / "report.json").read_text())["emotions"] == ["angry", "neutral", "sad"]
-    assert sorted(p.name for p in (out / "samples").iterdir()) == [
-        "angry.wav",
-        "neutral.wav",
-        "sad.wav",
-    ]
-    print_report(report)  # renders without error
-
-
-@pytest.mark.slow
-def test_run_eval_builtin_sentences_embedded_ser_rescored_on_audio(tmp_path):
-    model, _ = _tiny_models(tmp_path)
-    report = run_eval(model, None, tmp_path / "eval", steps=2, max_sentences=1, rescore_audio=True,
+    report = run_eval(model, ser, out, features=tiny_store, split="val", max_sentences=2,
+                      options=SynthesisOptions(steps=2), vocoder=ToneVocoder(), judges=fake_judges(ser),
                       progress=False)  # fmt: skip
-    assert report["ground_truth"] is None and report["config"]["scored_on"] == "audio"
-    assert report["config"]["ser"] == "embedded"
-    assert np.array(report["classification"]["confusion"]).sum() == 3
+    assert report["config"]["split"] == "val" and report["config"]["judge_ser"] == str(ser)
+    # tiny store: all texts are "synthetic", so the two sentences are (synthetic, spk_a) and (synthetic, spk_b)
+    assert [s["speaker"] for s in report["config"]["sentences"]] == ["spk_a", "spk_b"]
+    confusion = np.array(report["classification"]["confusion"])
+    assert confusion.shape == (3, 3) and confusion.sum(axis=1).tolist() == [2, 2, 2]
+    assert np.array(report["judge_classification"]["confusion"]).sum() == 6
+    # the fake ASR always hears the reference: WER 0 on all 3 emotions x 2 sentences, DNSMOS as given
+    assert report["intelligibility"]["synth"] == {"wer": 0.0, "cer": 0.0, "n": 6}
+    assert report["per_emotion"]["angry"]["synth"]["p808"] == 3.0
+    assert report["per_emotion"]["angry"]["gt"]["voiced_fraction"] is None  # the tiny store has no wavs
+    assert report["ground_truth"]["n"] == 6  # parallel: 3 emotions x 2 sentences of the val split
+    intensity = report["intensity"]
+    assert set(intensity["judge_curves"]) == {"angry", "sad"}
+    assert intensity["prosody_curves"]["angry"][0] == pytest.approx(0.0)
+    assert intensity["prosody_curves"]["angry"][-1] == pytest.approx(1.0)
+    assert [(p["major"], p["minor"]) for p in report["blends"]["pairs"]] == [("angry", "sad"), ("sad", "angry")]
+    assert report["timing"]["utterances"] == 2 * (3 + 2 * 3 + 2)
+    assert set(report["timing"]["judge_s_per_utterance"]) == {"pyin", "second_ser", "whisper", "dnsmos"}
+    for name in ("report.json", "confusion.png", "intensity.png", "blends.png", "prosody.png"):
+        assert (out / name).stat().st_size > 0
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["config"]["split"] == "val" and saved["bar"] == report["bar"]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["angry.wav", "neutral.wav", "sad.wav"]
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    print_report(report, Console(file=buffer, width=250))
+    text = buffer.getvalue()
+    assert "split val" in text and "conditioning SER (not independent)" in text
+    wer_line = next(line for line in text.splitlines() if line.startswith("Whisper WER") or "Whisper WER" in line)
+    assert "0.000" in wer_line and "n/a" in wer_line  # WER 0 measured, no ground-truth audio
+    assert text.count("PASS") + text.count("FAIL") + text.count("n/a") >= len(report["bar"])
 
 
-def test_run_eval_encoder_condition_reaches_the_blends(tmp_path, tiny_store):
+def test_run_eval_encoder_condition_changes_only_the_mixes(tmp_path, tiny_store, monkeypatch):
+    import emomix_cli.evaluate.report as report_module
+
+    for name in ("plot_confusion", "plot_intensity", "plot_blends", "plot_prosody"):
+        monkeypatch.setattr(report_module, name, lambda *args: None)  # PNGs are tested above
     model, ser = _tiny_models(tmp_path)
     reports = {
-        mode: run_eval(model, ser, tmp_path / mode, features=tiny_store, steps=1, max_sentences=1,
-                       progress=False, encoder_condition=mode)
+        mode: run_eval(model, ser, tmp_path / mode, features=tiny_store, max_sentences=1, progress=False,
+                       options=SynthesisOptions(steps=1, encoder_condition=mode), vocoder=ToneVocoder(),
+                       judges=fake_judges())
         for mode in ("weighted", "base")
     }  # fmt: skip
     assert reports["base"]["config"]["encoder_condition"] == "base"
-    minor = [p["mean_posteriors"] for mode in ("weighted", "base") for p in reports[mode]["blends"]["pairs"]]
-    assert minor[:2] != minor[2:]  # the blends' encoder condition changed their mels
+    single = [np.array(reports[m]["classification"]["confusion"]) for m in reports]
+    assert (single[0] == single[1]).all()  # one emotion at weight 1: the same condition either way
+    posteriors = [np.array([list(p["mean_posteriors"].values()) for p in reports[m]["blends"]["pairs"]])
+                  for m in reports]  # fmt: skip
+    assert np.abs(posteriors[0] - posteriors[1]).max() > 1e-4  # the blends' mels changed
 
 
 def test_run_eval_rejects_bad_input(tmp_path):
     model, ser = _tiny_models(tmp_path)
+    kwargs = {"progress": False, "vocoder": ToneVocoder(), "judges": fake_judges()}
     with pytest.raises(EmomixError, match="encoder condition"):
-        run_eval(model, ser, tmp_path / "e", max_sentences=1, progress=False, encoder_condition="mean")
+        run_eval(model, ser, tmp_path / "e", options=SynthesisOptions(encoder_condition="mean"), **kwargs)
     with pytest.raises(EmomixError, match="max_sentences"):
-        run_eval(model, ser, tmp_path / "e", max_sentences=0, progress=False)
+        run_eval(model, ser, tmp_path / "e", max_sentences=0, **kwargs)
+    with pytest.raises(EmomixError, match="split"):
+        run_eval(model, ser, tmp_path / "e", split="train", **kwargs)
     with pytest.raises(EmomixError, match="not an emomix feature store"):
-        run_eval(model, ser, tmp_path / "e", features=tmp_path / "nowhere", progress=False)
+        run_eval(model, ser, tmp_path / "e", features=tmp_path / "nowhere", **kwargs)
+
+
+def test_one_default_for_max_sentences():
+    import inspect
+
+    from emomix_cli.cli import evaluate as eval_command
+
+    assert inspect.signature(run_eval).parameters["max_sentences"].default == DEFAULT_MAX_SENTENCES
+    assert inspect.signature(eval_command).parameters["max_sentences"].default == DEFAULT_MAX_SENTENCES
 
 
 def test_plots_handle_a_single_non_neutral_emotion(tmp_path):
-    from emomix_cli.evaluate import _plot_blends
+    from emomix_cli.evaluate.plots import plot_blends
 
-    _plot_blends({"emotions": ["angry"], "top2_matrix": [[None]], "pairs": []}, tmp_path / "b.png")
-    assert (tmp_path / "b.png").stat().st_size > 0
+    plot_blends({"emotions": ["angry"], "top2_matrix": [[None]], "pairs": []}, tmp_path / "b.png")
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"

@@ -9,16 +9,17 @@ import torch
 from rich.console import Console
 
 from emomix_cli.audio import AudioConfig, load_wav, mel_spectrogram
-from emomix_cli.errors import EmomixError
-from emomix_cli.features import (
+from emomix_cli.datasets import (
+    SILENCE_LOG_MEL,
     ClassBalancedSampler,
     FeatureStore,
     LengthBucketSampler,
     MelDataset,
     collate,
-    prep,
-    summary_table,
+    pad_mels,
 )
+from emomix_cli.errors import EmomixError
+from emomix_cli.prep import prep, summary_table
 
 SENTENCES = ["Hello there.", "I have 42 apples!", "Is Dr. Smith here?"]
 
@@ -117,10 +118,10 @@ def test_other_audio_config_on_resume_asks_for_a_new_out(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_two_workers_give_the_same_store_as_one(corpus, tmp_path, monkeypatch):
-    import emomix_cli.features as features
+    import emomix_cli.prep as prep_module
 
-    monkeypatch.setattr(features, "_CHUNK", 4)  # several chunks, so the process pool runs
-    monkeypatch.setattr(features, "_MIN_POOL_RECORDS", 0)
+    monkeypatch.setattr(prep_module, "_CHUNK", 4)  # several chunks, so the process pool runs
+    monkeypatch.setattr(prep_module, "_MIN_POOL_RECORDS", 0)
     prep("manifest", corpus, tmp_path / "one", progress=False)
     prep("manifest", corpus, tmp_path / "two", workers=2, progress=False)
     assert (tmp_path / "one" / "manifest.jsonl").read_text() == (tmp_path / "two" / "manifest.jsonl").read_text()
@@ -145,7 +146,7 @@ def test_unknown_dataset_is_a_user_error(corpus, tmp_path):
         prep("vctk", corpus, tmp_path / "out", progress=False)
 
 
-def test_dataset_and_collate_pad_with_zeros_and_report_lengths(tiny_store):
+def test_dataset_and_collate_pad_with_silence_and_report_lengths(tiny_store):
     dataset = MelDataset(FeatureStore(tiny_store), "train")
     items = [dataset[0], dataset[1], dataset[2]]
     batch = collate(items)
@@ -155,10 +156,21 @@ def test_dataset_and_collate_pad_with_zeros_and_report_lengths(tiny_store):
     assert batch["token_lengths"].tolist() == [len(it["tokens"]) for it in items]
     for i, it in enumerate(items):
         assert torch.equal(batch["mel"][i, :, : lengths[i]], it["mel"])
-        assert batch["mel"][i, :, lengths[i] :].abs().sum() == 0
+        assert torch.all(batch["mel"][i, :, lengths[i] :] == SILENCE_LOG_MEL)
         assert batch["tokens"][i, len(it["tokens"]) :].abs().sum() == 0
     assert batch["ids"] == [it["id"] for it in items]
     assert batch["speaker"].dtype == torch.long and batch["emotion"].tolist() == [it["emotion"] for it in items]
+
+
+def test_pad_mels_pads_with_the_log_mel_of_silence_up_to_min_frames():
+    quiet = mel_spectrogram(torch.zeros(256 * 4), AudioConfig())[0]  # digital silence
+    assert torch.allclose(quiet, torch.full_like(quiet, SILENCE_LOG_MEL))
+    a, b = torch.randn(80, 5), torch.randn(80, 3)
+    batch, lengths = pad_mels([a, b], min_frames=8)
+    assert batch.shape == (2, 80, 8) and lengths.tolist() == [5, 3]
+    assert torch.equal(batch[0, :, :5], a) and torch.equal(batch[1, :, :3], b)
+    assert torch.all(batch[0, :, 5:] == SILENCE_LOG_MEL) and torch.all(batch[1, :, 3:] == SILENCE_LOG_MEL)
+    assert pad_mels([a, b])[0].shape == (2, 80, 5)
 
 
 def test_dataset_without_tokens_keeps_utterances_without_transcript(tiny_store):
@@ -205,10 +217,10 @@ def test_class_balanced_sampler_evens_out_rare_classes():
 
 def test_prep_journal_survives_a_kill_between_utterances(corpus, tmp_path, monkeypatch):
     """A crash mid-run keeps finished utterances: the rerun computes only the rest."""
-    import emomix_cli.features as features
+    import emomix_cli.prep as prep_module
 
     out = tmp_path / "features"
-    real = features._process_chunk
+    real = prep_module._process_chunk
     calls = {"n": 0}
 
     def crash_on_second_chunk(records, out_dir, audio):
@@ -217,12 +229,12 @@ def test_prep_journal_survives_a_kill_between_utterances(corpus, tmp_path, monke
             raise KeyboardInterrupt
         return real(records, out_dir, audio)
 
-    monkeypatch.setattr(features, "_CHUNK", 5)
-    monkeypatch.setattr(features, "_process_chunk", crash_on_second_chunk)
+    monkeypatch.setattr(prep_module, "_CHUNK", 5)
+    monkeypatch.setattr(prep_module, "_process_chunk", crash_on_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         prep("manifest", corpus, out, progress=False)
     assert not (out / "manifest.jsonl").exists()
-    monkeypatch.setattr(features, "_process_chunk", real)
+    monkeypatch.setattr(prep_module, "_process_chunk", real)
     summary = prep("manifest", corpus, out, progress=False)
     assert summary.n_new == 12 - 5 and summary.n_utterances == 12
     assert os.path.getsize(out / ".prep" / "rows.jsonl") == 0

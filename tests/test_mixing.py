@@ -1,4 +1,4 @@
-"""Mixing (EmoMix Eq. 8): weights, schedule and the batched MixedScore, against DESIGN §1."""
+"""Mixing (EmoMix Eq. 8): weights, schedule and the batched MixedScore, against docs/DESIGN.md §1."""
 
 import math
 
@@ -31,7 +31,7 @@ def test_intensity_fills_the_rest_with_neutral():
 
 
 def test_weak_intensity_makes_neutral_the_base():
-    # base = the largest weight (DESIGN §1), so 0.3 angry + 0.7 neutral has Neutral as base
+    # base = the largest weight (docs/DESIGN.md §1), so 0.3 angry + 0.7 neutral has Neutral as base
     assert list(normalise_weights({"angry": 0.3}, EMOTIONS)) == ["neutral", "angry"]
 
 
@@ -228,3 +228,16 @@ def test_several_utterances_times_several_conditions():
         expected = sum(w * _single(model, x[b:b + 1], mu[b:b + 1], mask[b:b + 1], vectors[n],
                                    speakers[b], 0.5) for n, w in weights.items())
         assert torch.allclose(out[b:b + 1], expected, atol=1e-12)
+
+
+def test_guided_coefficients_follow_the_guidance_formula():
+    from emomix_cli.tts.mixing import guided_coefficients
+
+    active = {"angry": 0.6, "happy": 0.4}
+    assert guided_coefficients(active, 1.0) == [("angry", 0.6), ("happy", 0.4)]  # Eq. 8, no null row
+    rows = dict(guided_coefficients(active, 2.0))
+    assert rows["angry"] == pytest.approx(1.2) and rows["happy"] == pytest.approx(0.8)
+    assert rows[None] == pytest.approx(-1.0)  # s_∅ + 2(Σγ s_i − s_∅) = 2Σγ s_i − s_∅
+    for w in (0.0, 0.5, 3.0):
+        assert sum(c for _, c in guided_coefficients(active, w)) == pytest.approx(1.0)
+    assert dict(guided_coefficients(active, 0.0)) == {"angry": 0.0, "happy": 0.0, None: 1.0}

@@ -7,7 +7,9 @@ from emomix_cli.audio import AudioConfig
 from emomix_cli.errors import EmomixError
 from emomix_cli.ser.prototypes import Prototypes
 from emomix_cli.synthesis import (
+    FALLBACK_SAMPLER,
     SENTENCE_PAUSE_S,
+    SynthesisOptions,
     emotion_prototypes,
     fill_padding,
     parse_batch_line,
@@ -15,6 +17,7 @@ from emomix_cli.synthesis import (
     split_sentences,
     synthesize,
     synthesize_batch_file,
+    synthesize_mels,
 )
 from emomix_cli.text import default_symbol_table, text_to_ids
 from emomix_cli.tts import TTSBundle
@@ -45,9 +48,8 @@ def vocoder(bundle):
 
 
 def _say(bundle, vocoder, text="Hello there.", weights=None, **options):
-    options = {"steps": 3, **options}
-    return synthesize(bundle, text, weights or {"angry": 0.6, "happy": 0.4}, vocoder=vocoder,
-                      **options)
+    options = SynthesisOptions(**{"steps": 3, **options})
+    return synthesize(bundle, text, weights or {"angry": 0.6, "happy": 0.4}, options, vocoder)
 
 
 def test_result_is_consistent(bundle, vocoder):
@@ -176,16 +178,18 @@ def test_parse_batch_line():
 def test_batch_file_writes_numbered_wavs(bundle, vocoder, tmp_path):
     batch = tmp_path / "lines.txt"
     batch.write_text("# mixes\nangry=0.6,happy=0.4|Hello there.\n\nhappy=0.5|Good.\n")
-    written = synthesize_batch_file(bundle, batch, tmp_path / "out", vocoder=vocoder, steps=2)
+    written = synthesize_batch_file(bundle, batch, tmp_path / "out", SynthesisOptions(steps=2),
+                                    vocoder, mel_png=True)
     assert [p.name for p in written] == ["001.wav", "002.wav"]
     assert all(p.read_bytes()[:4] == b"RIFF" for p in written)
+    assert all(p.with_suffix(".png").read_bytes()[:4] == b"\x89PNG" for p in written)
 
 
 def test_batch_file_error_names_the_line(bundle, vocoder, tmp_path):
     batch = tmp_path / "lines.txt"
     batch.write_text("angry=1|Hi.\n\nangry=0.9,happy=0.9|Too much.\n")
     with pytest.raises(EmomixError, match=r"line 3: weights sum to 1.8 > 1"):
-        synthesize_batch_file(bundle, batch, tmp_path / "out", vocoder=vocoder, steps=2)
+        synthesize_batch_file(bundle, batch, tmp_path / "out", SynthesisOptions(steps=2), vocoder)
     assert not (tmp_path / "out").exists()  # checked before any audio is made
 
 
@@ -216,10 +220,85 @@ def test_synthesis_mel_keeps_the_utterance_length(bundle, vocoder):
 def test_options_left_out_take_the_models_measured_defaults(bundle, vocoder):
     from dataclasses import replace
 
-    tuned = replace(bundle, synthesis_defaults={"steps": 2, "temperature": 1.0})
+    tuned = replace(bundle, synthesis_defaults={"steps": 2, "temperature": 1.3})
     implicit = synthesize(tuned, "Hello.", {"angry": 1.0}, vocoder=vocoder)
-    explicit = synthesize(bundle, "Hello.", {"angry": 1.0}, vocoder=vocoder, steps=2, temperature=1.0)
-    module_default = synthesize(bundle, "Hello.", {"angry": 1.0}, vocoder=vocoder)
+    explicit = synthesize(bundle, "Hello.", {"angry": 1.0},
+                          SynthesisOptions(steps=2, temperature=1.3), vocoder)
+    fallback = synthesize(bundle, "Hello.", {"angry": 1.0}, vocoder=vocoder)
     assert (implicit.mel == explicit.mel).all()
-    assert implicit.sampler == {**explicit.sampler, "steps": 2, "temperature": 1.0}
-    assert not (module_default.mel == explicit.mel).all()
+    assert implicit.options == explicit.options
+    assert implicit.options.sampler() == {**FALLBACK_SAMPLER, "steps": 2, "temperature": 1.3}
+    assert fallback.options.sampler() == FALLBACK_SAMPLER
+    assert not (fallback.mel == explicit.mel).all()
+
+
+def test_fallback_keys_are_the_keys_a_model_can_store():
+    from emomix_cli.tts import SYNTHESIS_DEFAULT_KEYS
+
+    assert set(FALLBACK_SAMPLER) == set(SYNTHESIS_DEFAULT_KEYS)
+
+
+def test_guidance_needs_a_model_with_a_null_emotion(bundle, vocoder):
+    assert _say(bundle, vocoder, guidance=1.0).options.guidance == 1.0
+    with pytest.raises(EmomixError, match="condition dropout.*--guidance 1"):
+        _say(bundle, vocoder, guidance=2.0)
+    with pytest.raises(EmomixError, match="guidance must be a finite number"):
+        _say(bundle, vocoder, guidance=float("nan"))
+
+
+@pytest.fixture(scope="module")
+def guided_bundle(bundle):
+    from dataclasses import replace
+
+    torch.manual_seed(1)
+    cfg = replace(bundle.config, cond_dropout=0.2)
+    model = EmoMixTTS(cfg).eval()
+    with torch.no_grad():
+        model.emo_null.normal_()  # a trained null vector is not zero
+    return replace(bundle, model=model, config=cfg)
+
+
+def test_guidance_1_is_plain_eq8_and_other_w_extrapolate(guided_bundle):
+    """s = s_∅ + w Σγ_i (s_i − s_∅), checked against separate model calls."""
+    model = guided_bundle.model
+    x, mu = torch.randn(1, 80, 8), torch.randn(1, 80, 8)
+    mask = torch.ones(1, 1, 8)
+    protos = emotion_prototypes(guided_bundle, ["angry", "happy"], None)
+    spk = model.speaker_vector(torch.tensor([0]))[0]
+    conditions = {n: (v, spk) for n, v in protos.items()}
+    weights = {"angry": 0.7, "happy": 0.3}
+    t = torch.full((1,), 0.5)
+    with torch.no_grad():
+        per = {n: model.score(x, mask, mu, t, v[None], spk[None]) for n, v in protos.items()}
+        null = model.score(x, mask, mu, t, protos["angry"][None], spk[None], torch.tensor([True]))
+        plain = 0.7 * per["angry"] + 0.3 * per["happy"]
+        for w in (1.0, 2.5):
+            mixed = MixedScore(model, mu, mask, conditions, weights, guidance=w)
+            expected = null + w * (0.7 * (per["angry"] - null) + 0.3 * (per["happy"] - null))
+            assert torch.allclose(mixed(x, 0.5), expected, atol=1e-5)
+            assert mixed.n_forward == 1  # the null row rides in the same batched call
+        assert torch.allclose(MixedScore(model, mu, mask, conditions, weights)(x, 0.5), plain, atol=1e-5)
+        assert not torch.allclose(null, per["angry"], atol=1e-3)  # the null row is really unconditional
+
+
+def test_guidance_runs_with_every_solver_and_the_window(guided_bundle, vocoder):
+    base = _say(guided_bundle, vocoder, seed=2, guidance=1.0)
+    for solver in ("euler", "heun", "euler-sde", "dpm2m"):
+        guided = _say(guided_bundle, vocoder, seed=2, guidance=3.0, solver=solver, k_max=0.8, k_min=0.2)
+        assert guided.options.guidance == 3.0 and guided.mel.shape == base.mel.shape
+        assert not (guided.mel == base.mel).all()
+
+
+def test_encoder_condition_neutral_takes_neutral_for_the_text_encoder(bundle):
+    options = SynthesisOptions(steps=2, encoder_condition="neutral", seed=5)
+    as_neutral = synthesize_mels(bundle, "Hello there.", {"angry": 1.0}, options)
+    plain_neutral = synthesize_mels(bundle, "Hello there.", {"neutral": 1.0},
+                                    SynthesisOptions(steps=2, encoder_condition="base", seed=5))
+    weighted = synthesize_mels(bundle, "Hello there.", {"angry": 1.0},
+                               SynthesisOptions(steps=2, encoder_condition="weighted", seed=5))
+    # the durations (mel length) come from the encoder: neutral's, not angry's
+    assert as_neutral.mel.shape == plain_neutral.mel.shape
+    assert as_neutral.options.encoder_condition == "neutral"
+    assert weighted.mel.shape != as_neutral.mel.shape or not (weighted.mel == as_neutral.mel).all()
+    with pytest.raises(EmomixError, match="unknown encoder condition 'fancy'"):
+        synthesize_mels(bundle, "Hi.", {"angry": 1.0}, SynthesisOptions(encoder_condition="fancy"))

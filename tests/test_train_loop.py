@@ -135,6 +135,20 @@ def test_ema_warm_up_forgets_the_initialisation():
     assert remaining < 1e-3  # vs 0.999**2000 ≈ 0.135 without warm-up
 
 
+def test_ema_update_needs_no_autograd_context():
+    """Called from the loop with grad mode on, on an EMA copy whose weights may require grad."""
+    from emomix_cli.train_loop import ema_update
+
+    model, ema = nn.Linear(2, 1), nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        ema.weight.fill_(3.0)
+    assert ema.weight.requires_grad and torch.is_grad_enabled()
+    ema_update(ema, model, 0.25)
+    assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.25 * 3.0 + 0.75 * 1.0))
+    assert ema.weight.grad_fn is None
+
+
 def test_checkpoints_have_their_kinds_and_wrong_kinds_are_rejected(tmp_path):
     model = nn.Linear(1, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -147,9 +161,10 @@ def test_checkpoints_have_their_kinds_and_wrong_kinds_are_rejected(tmp_path):
         fit(model, opt, make_batches(), mse_step, cfg(steps=6), tmp_path, "ser", export_state,
             resume=tmp_path / "ser.pt")
     other = nn.Linear(2, 1)
-    with pytest.raises(EmomixError, match="does not match"):
+    with pytest.raises(EmomixError, match="does not match") as caught:
         fit(other, torch.optim.SGD(other.parameters(), lr=0.1), make_batches(), mse_step,
             cfg(steps=6), tmp_path / "b", "ser", export_state, resume=tmp_path / "last.pt")
+    assert isinstance(caught.value.__cause__, RuntimeError)  # the size mismatch, for --verbose
 
 
 def test_best_checkpoint_and_early_stopping_follow_validation_score(tmp_path):

@@ -166,13 +166,115 @@ def test_scalar_t_equals_a_batch_of_equal_t():
     assert torch.equal(a, b)
 
 
-def test_emotion_changes_the_score_once_trained_conditions_are_nonzero():
+def test_emotion_changes_the_score_of_a_fresh_model_through_its_input_channel():
+    """Fresh, the zero-initialised projection into the time embedding carries nothing: the
+    emotion reaches the score only as an input channel (emo_mlp), and that already counts."""
     model = tiny_model().eval()
+    cond_time = model.decoder.estimator.cond_time[2]
+    assert cond_time.weight.abs().sum() == 0 and cond_time.bias.abs().sum() == 0
     x = torch.randn(1, 16, 8)
     spk = model.speaker_vector(torch.tensor([0]))
     a = model.score(x, torch.ones(1, 1, 8), x, 0.5, torch.zeros(1, EMOTION_DIM), spk)
     b = model.score(x, torch.ones(1, 1, 8), x, 0.5, torch.ones(1, EMOTION_DIM), spk)
     assert not torch.allclose(a, b)
+
+
+def _emotion_effect(model, x, spk):
+    """score(e = 1) − score(e = 0) at one point."""
+    mask = torch.ones(1, 1, x.shape[-1])
+    with torch.no_grad():
+        ones = model.score(x, mask, x, 0.5, torch.ones(1, EMOTION_DIM), spk)
+        zeros = model.score(x, mask, x, 0.5, torch.zeros(1, EMOTION_DIM), spk)
+    return ones - zeros
+
+
+def test_a_few_training_steps_make_the_time_embedding_path_carry_the_emotion():
+    model = tiny_model(seed=3, enc_dropout=0.0)
+    tokens, token_lengths, mel, mel_lengths, emotion = batch_of([5, 4], [20, 16], seed=4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(3):
+        out = model.compute_loss(tokens, token_lengths, mel, mel_lengths, emotion,
+                                 torch.tensor([0, 1]), generator=torch.Generator().manual_seed(step))
+        optimizer.zero_grad()
+        out["diff_loss"].backward()
+        optimizer.step()
+    model.eval()
+    x = torch.randn(1, 16, 8, generator=torch.Generator().manual_seed(5))
+    spk = model.speaker_vector(torch.tensor([0]))
+    trained = _emotion_effect(model, x, spk)
+    with torch.no_grad():  # switch the time-embedding path off again: the effect must change
+        model.decoder.estimator.cond_time[2].weight.zero_()
+        model.decoder.estimator.cond_time[2].bias.zero_()
+    assert not torch.allclose(trained, _emotion_effect(model, x, spk), atol=1e-6)
+
+
+# ---- condition dropout (guidance) -----------------------------------------------------------
+def test_without_condition_dropout_there_is_no_null_emotion():
+    model = tiny_model().eval()
+    assert not hasattr(model, "emo_null") and not model.supports_guidance
+    assert "emo_null" not in model.state_dict()
+    assert not tiny_model(cond_dropout=0.3, emotion_dim=0).supports_guidance  # nothing to drop
+    x = torch.randn(1, 16, 8)
+    _, _, _, _, emotion = batch_of([3], [8])
+    with pytest.raises(EmomixError, match="condition dropout"):
+        model.score(x, torch.ones(1, 1, 8), x, 0.5, emotion, model.speaker_vector(torch.tensor([0])),
+                    unconditional=torch.tensor([True]))
+
+
+def test_unconditional_rows_are_scored_with_the_null_emotion():
+    model = tiny_model(cond_dropout=0.2).eval()
+    assert model.supports_guidance and "emo_null" in model.state_dict()
+    with torch.no_grad():
+        model.emo_null.copy_(torch.randn(model.emo_null.shape, generator=torch.Generator().manual_seed(8)))
+    gen = torch.Generator().manual_seed(6)
+    x, mu = torch.randn(2, 16, 8, generator=gen), torch.randn(2, 16, 8, generator=gen)
+    mask, t = torch.ones(2, 1, 8), torch.tensor([0.3, 0.7])
+    _, _, _, _, emotion = batch_of([3, 3], [8, 8])
+    spk = model.speaker_vector(torch.tensor([0, 1]))
+    with torch.no_grad():
+        mixed = model.score(x, mask, mu, t, emotion, spk, unconditional=torch.tensor([True, False]))
+        conditional = model.score(x, mask, mu, t, emotion, spk)
+        emo = model.emotion_vector(emotion)
+        null_first = torch.stack([model.emo_null, emo[1]])
+        expected = model.decoder.estimator(x, mask, mu, t, spk, null_first)
+    assert torch.allclose(mixed, expected, atol=1e-6)
+    assert torch.allclose(mixed[1], conditional[1], atol=1e-6)
+    assert not torch.allclose(mixed[0], conditional[0], atol=1e-4)
+
+
+def _dropped_rows(model, seed: int) -> torch.Tensor | None:
+    """The ``unconditional`` flags compute_loss hands to the decoder."""
+    seen = []
+    real = model.decoder_emotion
+
+    def spy(emo, unconditional):
+        seen.append(unconditional)
+        return real(emo, unconditional)
+
+    model.decoder_emotion = spy
+    tokens, token_lengths, mel, mel_lengths, emotion = batch_of([4] * 8, [12] * 8, seed=2)
+    model.compute_loss(tokens, token_lengths, mel, mel_lengths, emotion, torch.arange(8) % 3,
+                       generator=torch.Generator().manual_seed(seed))
+    del model.decoder_emotion
+    return seen[0]
+
+
+def test_condition_dropout_drops_some_items_in_training_and_none_in_eval():
+    model = tiny_model(cond_dropout=0.5).train()
+    dropped = _dropped_rows(model, seed=0)
+    assert dropped is not None and dropped.dtype == torch.bool and dropped.shape == (8,)
+    assert 0 < int(dropped.sum()) < 8
+    assert torch.equal(dropped, _dropped_rows(model, seed=0))  # the seeded generator decides
+    model.eval()
+    eval_flags = _dropped_rows(model, seed=0)
+    assert eval_flags is None or not eval_flags.any()
+    assert _dropped_rows(tiny_model(cond_dropout=0.0).train(), seed=0) is None
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5])
+def test_condition_dropout_outside_0_1_is_refused(value):
+    with pytest.raises(EmomixError, match="cond_dropout"):
+        tiny_model(cond_dropout=value)
 
 
 # ---- training ----------------------------------------------------------------------------

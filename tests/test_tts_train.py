@@ -13,8 +13,8 @@ import yaml
 
 from emomix_cli.audio import AudioConfig
 from emomix_cli.checkpoint import load_checkpoint, save_checkpoint
+from emomix_cli.datasets import FeatureStore
 from emomix_cli.errors import EmomixError
-from emomix_cli.features import FeatureStore
 from emomix_cli.ser.model import SER, SERConfig
 from emomix_cli.ser.train import ser_payload
 from emomix_cli.tts import export_for_shipping, load_tts
@@ -23,9 +23,12 @@ from emomix_cli.tts.speaker import Wav2Vec2SpeakerEncoder, store_speaker_embeddi
 from emomix_cli.tts.train import (
     gram,
     load_init_weights,
+    sample_prototypes,
+    sample_vocoder,
     ser_embeddings,
     style_loss,
     train_tts,
+    write_samples,
 )
 
 TINY_MODEL = {
@@ -174,11 +177,97 @@ def test_wav2vec2_speaker_embedding_is_deterministic_and_cached(tiny_store, tiny
     assert other_layer.fingerprint != encoder.fingerprint  # another layer, another cache
 
 
+@pytest.fixture
+def pickled_wav2vec2_dir(tmp_path, wav2vec2_dir):
+    """The same model with only pickled weights (pytorch_model.bin), as older tools saved it."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    folder = tmp_path / "w2v_bin"
+    Wav2Vec2Config.from_pretrained(wav2vec2_dir).save_pretrained(folder)
+    model = Wav2Vec2Model.from_pretrained(wav2vec2_dir, local_files_only=True)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    return folder
+
+
+def test_wav2vec2_with_only_pickled_weights_is_refused_unless_allowed(pickled_wav2vec2_dir,
+                                                                      wav2vec2_dir, tiny_wav):
+    with pytest.raises(EmomixError, match=r"only pickled weights.*wav2vec2_allow_pickle: true"):
+        Wav2Vec2SpeakerEncoder(pickled_wav2vec2_dir)
+    allowed = Wav2Vec2SpeakerEncoder(pickled_wav2vec2_dir, allow_pickle=True)
+    safe = Wav2Vec2SpeakerEncoder(wav2vec2_dir)
+    assert np.allclose(allowed.embed_wav(tiny_wav), safe.embed_wav(tiny_wav), atol=1e-6)
+
+
+def test_wav2vec2_safetensors_are_preferred_to_a_pickle_beside_them(wav2vec2_dir, tiny_wav):
+    expected = Wav2Vec2SpeakerEncoder(wav2vec2_dir).embed_wav(tiny_wav)
+    (wav2vec2_dir / "pytorch_model.bin").write_bytes(b"never unpickled")
+    assert np.array_equal(Wav2Vec2SpeakerEncoder(wav2vec2_dir).embed_wav(tiny_wav), expected)
+
+
 def test_wav2vec2_bad_folder_or_layer_is_a_user_error(tmp_path, wav2vec2_dir):
     with pytest.raises(EmomixError, match="not found"):
         Wav2Vec2SpeakerEncoder(tmp_path / "nowhere")
     with pytest.raises(EmomixError, match="out of range"):
         Wav2Vec2SpeakerEncoder(wav2vec2_dir, layer=5)
+
+
+# ---------------------------------------------------------------- validation samples
+class _Prototypes:
+    emotions = ["angry", "sad"]
+    vectors = torch.randn(2, 8, generator=torch.Generator().manual_seed(4))
+
+
+def test_validation_samples_use_the_library_sampler_with_the_models_beta_range():
+    from emomix_cli.tts.sampling import euler
+
+    model = tiny_tts(beta_min=0.2, beta_max=8.0).eval()
+    tokens = torch.randint(1, 40, (7,), generator=torch.Generator().manual_seed(2))
+    speaker = torch.tensor([1])
+    mels = sample_prototypes(model, tokens, _Prototypes, speaker, n_steps=3, temperature=1.5, seed=5)
+    assert list(mels) == ["angry", "sad"]
+
+    def by_hand(beta_min, beta_max):
+        with torch.no_grad():
+            spk = model.speaker_vector(speaker.expand(2))
+            enc = model.encode(tokens[None].expand(2, -1), torch.tensor([7, 7]), _Prototypes.vectors, spk)
+            mu, mask = enc["mu_y"], enc["y_mask"]
+            score = lambda x, t: model.score(x, mask, mu, t, _Prototypes.vectors, spk)  # noqa: E731
+            mel = euler(score, mu, mask, 3, 1.5, torch.Generator().manual_seed(5),
+                        beta_min=beta_min, beta_max=beta_max)
+        return mel[0, :, : int(mask[0].sum())]
+
+    assert torch.allclose(mels["angry"], by_hand(0.2, 8.0), atol=1e-5)
+    assert not torch.allclose(mels["angry"], by_hand(0.05, 20.0), atol=1e-3)  # not the defaults
+
+
+def test_a_missing_vocoder_package_is_said_once_and_skips_only_the_wavs(monkeypatch, capsys, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "emomix_cli.vocoder", None)  # import fails like a missing dep
+    assert sample_vocoder(AudioConfig()) is None
+    message = capsys.readouterr().err
+    assert "no wavs" in message and "install" in message and message.count("\n") == 1
+    write_samples(tmp_path, {"angry": torch.randn(80, 12)}, AudioConfig(), vocoder=None)
+    assert [p.name for p in tmp_path.iterdir()] == ["angry.png"]
+
+
+def test_tts_losses_do_not_see_the_mel_pad_value():
+    from emomix_cli.datasets import SILENCE_LOG_MEL
+
+    model = tiny_tts().eval()
+    tokens = torch.randint(1, 40, (2, 6), generator=torch.Generator().manual_seed(0))
+    mel = torch.randn(2, 80, 24, generator=torch.Generator().manual_seed(1))
+    lengths = torch.tensor([24, 17])
+    losses = []
+    for pad in (0.0, SILENCE_LOG_MEL):
+        padded = mel.clone()
+        padded[1, :, 17:] = pad
+        with torch.no_grad():
+            out = model.compute_loss(tokens, torch.tensor([6, 5]), padded, lengths, torch.randn(
+                2, 8, generator=torch.Generator().manual_seed(2)), torch.tensor([0, 1]), out_size=16,
+                generator=torch.Generator().manual_seed(3))
+        losses.append([float(out[k]) for k in ("dur_loss", "prior_loss", "diff_loss")])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
 # ---------------------------------------------------------------- warm start
@@ -229,6 +318,7 @@ def test_train_tts_writes_a_checkpoint_that_load_tts_reads(tmp_path, tiny_store,
     assert max(_log_values(run_dir, "style_loss")) > 0
     samples = run_dir / "samples" / "step_4"
     assert sorted(p.name for p in samples.glob("*.png")) == ["angry.png", "neutral.png", "sad.png"]
+    assert sorted(p.name for p in samples.glob("*.wav")) == ["angry.wav", "neutral.wav", "sad.wav"]
 
     bundle = load_tts(checkpoint)
     store = FeatureStore(tiny_store)
@@ -238,7 +328,7 @@ def test_train_tts_writes_a_checkpoint_that_load_tts_reads(tmp_path, tiny_store,
     assert not bundle.model.training
     ema = load_checkpoint(run_dir / "last.pt", "train-state")["ema"]
     assert all(torch.equal(bundle.model.state_dict()[k], v) for k, v in ema.items())
-    spk = bundle.model.speaker_vector(bundle.speaker_input("spk_b"))
+    spk = bundle.model.speaker_vector(bundle.resolve_speaker("spk_b")[1])
     enc = bundle.model.encode(torch.tensor([store.tokens(store.items()[0])]), torch.tensor([9]),
                               bundle.prototypes.vectors[:1], spk)
     assert enc["mu_y"].shape[1] == 80 and torch.isfinite(enc["mu_y"]).all()

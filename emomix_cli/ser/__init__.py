@@ -1,4 +1,4 @@
-"""Speech emotion recognition (DESIGN §4): the 3-D CRNN, its training and emotion prototypes."""
+"""Speech emotion recognition (docs/DESIGN.md §4): the 3-D CRNN, its training and emotion prototypes."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Emotion prototypes: the mean SER embedding of each emotion over the training split.
 
 At inference the TTS model is conditioned on a prototype instead of a reference utterance
-(DESIGN §1). ``per_speaker`` adds one table per speaker (a speaker lacking an emotion gets the
+(docs/DESIGN.md §1). ``per_speaker`` adds one table per speaker (a speaker lacking an emotion gets the
 global prototype for it); ``add`` makes a reference-only prototype from a few wavs.
 """
 
@@ -17,7 +17,9 @@ import torch
 from ..audio import load_wav, mel_spectrogram
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import atomic_write_bytes, to_dict
+from ..datasets import pad_mels
 from ..errors import EmomixError
+from ..progress import progress_bar
 
 
 @dataclass
@@ -37,29 +39,18 @@ class Prototypes:
         return table[self.emotions.index(emotion)]
 
 
-def _progress(total: int, label: str):
-    from rich.console import Console
-    from rich.progress import Progress
-
-    progress = Progress(disable=not Console(stderr=True).is_terminal, transient=True)
-    return progress, progress.add_task(label, total=total)
-
-
 @torch.no_grad()
 def embed_store(ser, store, items: list[dict], batch_size: int = 16) -> torch.Tensor:
     """SER embeddings [N, D] of store items (full utterances, batched by length)."""
-    from .train import pad_batch
-
     device = next(ser.parameters()).device
     order = sorted(range(len(items)), key=lambda i: items[i]["n_frames"])
     out = torch.zeros(len(items), ser.embed_dim)
-    progress, task = _progress(len(items), "embeddings")
-    with progress:
+    with progress_bar("embeddings", len(items), transient=True) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            mel, lengths = pad_batch([torch.from_numpy(store.mel(items[i]["id"])) for i in idx])
+            mel, lengths = pad_mels([torch.from_numpy(store.mel(items[i]["id"])) for i in idx])
             out[idx] = ser.embed(mel.to(device), lengths.to(device)).float().cpu()
-            progress.advance(task, len(idx))
+            bar.advance(len(idx))
     return out
 
 

@@ -10,7 +10,6 @@ and their test metrics.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,8 @@ import torch.nn.functional as F
 
 from ..audio import AudioConfig
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import atomic_write_bytes, from_dict, load_config, save_yaml, to_dict
+from ..config import atomic_write_bytes, load_config, save_yaml, to_dict
+from ..datasets import FeatureStore, pad_mels
 from ..errors import EmomixError
 from ..train_loop import LoopConfig, dist_info, fit, seed_everything
 from .model import SER, SERConfig, compute_norm_stats
@@ -39,53 +39,13 @@ class SERTrainConfig:
     train: LoopConfig = field(default_factory=lambda: LoopConfig(lr=1e-4, batch_size=32))
 
 
-# ---------------------------------------------------------------- feature store access
-class _StoreFiles:
-    """The pinned feature-store files (CONTRACTS.md), used when features.py is unavailable."""
-
-    def __init__(self, root: Path):
-        import yaml
-
-        self.root = Path(root)
-        if not (self.root / "manifest.jsonl").is_file():
-            raise EmomixError(
-                f"{self.root} is not a feature store (no manifest.jsonl); "
-                f"run `emomix prep ... --out {self.root}` first"
-            )
-        config = yaml.safe_load((self.root / "config.yaml").read_text()) or {}
-        self.audio = from_dict(AudioConfig, config.get("audio", {}))
-        self.speakers = json.loads((self.root / "speakers.json").read_text())
-        self.emotions = json.loads((self.root / "emotions.json").read_text())
-        lines = (self.root / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-        self._items = [json.loads(line) for line in lines if line.strip()]
-
-    def items(self, split: str | None = None) -> list[dict]:
-        return [it for it in self._items if split is None or it["split"] == split]
-
-    def mel(self, item_id: str) -> np.ndarray:
-        return np.load(self.root / "mels" / f"{item_id}.npy")
-
-
-def open_store(path: str | Path):
-    """A ``features.FeatureStore`` (or the pinned files read directly); EmomixError if absent."""
+# ---------------------------------------------------------------- data
+def open_store(path: str | Path) -> FeatureStore:
+    """The feature store at ``path``; EmomixError naming the fix when there is none."""
     path = Path(path)
     if not str(path) or not path.is_dir():
         raise EmomixError(f"feature store not found: '{path}'; run `emomix prep` and set features: DIR")
-    try:
-        from ..features import FeatureStore
-    except ImportError:
-        return _StoreFiles(path)
     return FeatureStore(path)
-
-
-# ---------------------------------------------------------------- batching
-def pad_batch(mels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """list of [F, T_i] -> (mel [B, F, T_max] zero-padded, lengths [B])."""
-    lengths = torch.tensor([m.shape[-1] for m in mels])
-    out = mels[0].new_zeros(len(mels), mels[0].shape[0], int(lengths.max()))
-    for i, m in enumerate(mels):
-        out[i, :, : m.shape[-1]] = m
-    return out, lengths
 
 
 def make_batches(store, items: list[dict], emotions: list[str], cfg: SERTrainConfig):
@@ -113,7 +73,7 @@ def make_batches(store, items: list[dict], emotions: list[str], cfg: SERTrainCon
                     offset = int(torch.randint(excess + 1, (1,), generator=generator))
                     mel = mel[:, offset : offset + cfg.crop_frames]
                 mels.append(mel)
-            mel, lengths = pad_batch(mels)
+            mel, lengths = pad_mels(mels)
             yield mel, lengths, labels[idx]
 
     return batches
@@ -138,7 +98,7 @@ def predict_items(ser: SER, store, items: list[dict], batch_size: int = 16) -> t
     probs = torch.zeros(len(items), len(ser.emotions))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        mel, lengths = pad_batch([torch.from_numpy(store.mel(items[i]["id"])) for i in idx])
+        mel, lengths = pad_mels([torch.from_numpy(store.mel(items[i]["id"])) for i in idx])
         probs[idx] = ser.predict_proba(mel.to(device), lengths.to(device)).float().cpu()
     return probs
 

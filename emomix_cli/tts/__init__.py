@@ -1,9 +1,11 @@
 """The EmoMix acoustic model (Grad-TTS + emotion and speaker conditions) and its checkpoint.
 
 ``load_tts(path)`` turns a ``tts`` checkpoint (written by ``train_tts`` or
-``export_for_shipping``) into a :class:`TTSBundle`: the model in eval mode with its EMA
-weights (fp16 weights of a shipped file are cast back to fp32), and everything inference
-needs around it (audio config, symbol table, emotions, speakers, prototypes, the SER payload).
+``export_for_shipping``) into a :class:`TTSBundle`: the model in eval mode with the weights the
+file holds (a run's ``tts.pt`` holds the EMA weights; an export may hold the raw ones, see
+:func:`export_for_shipping`; fp16 weights are cast back to fp32), and everything inference
+needs around it (audio config, symbol table, emotions, speakers, prototypes, the SER payload,
+the sampler defaults measured for the model).
 """
 
 from __future__ import annotations
@@ -35,24 +37,31 @@ class TTSBundle:
     # `emomix mix`/`eval` use them for options the user leaves out
     synthesis_defaults: dict[str, Any] = field(default_factory=dict)
 
-    def speaker_input(self, speaker: str | None) -> torch.Tensor | None:
-        """What ``model.speaker_vector`` takes for one training speaker: ``[1]`` id (table),
-        ``[1, S_in]`` mean wav2vec2 vector, or None; EmomixError for an unknown name."""
+    def resolve_speaker(self, speaker: str | int | None = None) -> tuple[str | None, torch.Tensor | None]:
+        """(name, input for ``model.speaker_vector``) of a training speaker given by name or
+        index (None: the first): a ``[1]`` id (table), the ``[1, S_in]`` mean wav2vec2 vector, or
+        (None, None) for a model without speakers. EmomixError names the known speakers."""
         if self.speaker_encoder == "none":
-            return None
-        name = self.speakers[0] if speaker is None else speaker
-        if name not in self.speakers:
-            raise EmomixError(f"unknown speaker '{name}'; this model knows: {', '.join(self.speakers)}")
+            return None, None
+        if speaker is None:
+            name = self.speakers[0]
+        elif str(speaker) in self.speakers:
+            name = str(speaker)
+        elif str(speaker).isdigit() and int(speaker) < len(self.speakers):
+            name = self.speakers[int(speaker)]
+        else:
+            raise EmomixError(f"unknown speaker '{speaker}'; this model knows: "
+                              f"{', '.join(self.speakers)} (a name or its index)")
         if self.speaker_encoder == "wav2vec2":
-            return self.speaker_vectors[name].float()[None]
-        return torch.tensor([self.speakers.index(name)])
+            return name, self.speaker_vectors[name].float()[None]
+        return name, torch.tensor([self.speakers.index(name)])
 
 
 def load_tts(path: str | Path, device: str | torch.device = "cpu") -> TTSBundle:
     """Load a ``tts`` checkpoint; a missing, foreign or other-kind file raises EmomixError."""
     from ..audio import AudioConfig
     from ..config import from_dict
-    from ..ser.prototypes import Prototypes
+    from ..ser.prototypes import load_prototypes
     from ..text import SymbolTable
     from .model import EmoMixTTS, TTSConfig
 
@@ -64,13 +73,7 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu") -> TTSBundle:
         model.load_state_dict(state)
         if torch.device(device).type == "cpu":  # oneDNN's 3x3 convs: 1.27x faster per score call
             model.decoder.estimator.use_channels_last(True)
-        protos = blob["prototypes"]
-        prototypes = Prototypes(
-            emotions=list(protos["emotions"]),
-            vectors=protos["vectors"].float(),
-            counts=list(protos["counts"]),
-            per_speaker={k: v.float() for k, v in protos.get("per_speaker", {}).items()},
-        )
+        prototypes = load_prototypes(blob["prototypes"])
         bundle = TTSBundle(
             model=model.to(device).eval(),
             config=config,
@@ -89,13 +92,15 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu") -> TTSBundle:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise EmomixError(
             f"{path} is a damaged or incompatible tts checkpoint ({first}); retrain or re-export it"
-        ) from None
+        ) from error
     for parameter in bundle.model.parameters():
         parameter.requires_grad_(False)
     return bundle
 
 
-SYNTHESIS_DEFAULT_KEYS = ("steps", "temperature", "solver", "k_max", "k_min")
+# the sampler settings a model may store (synthesis.SynthesisOptions fills them when left out)
+SYNTHESIS_DEFAULT_KEYS = ("steps", "temperature", "solver", "k_max", "k_min", "guidance",
+                          "encoder_condition")
 
 
 def export_for_shipping(
@@ -135,4 +140,23 @@ def export_for_shipping(
     return save_checkpoint(dst, "tts", payload)
 
 
-__all__ = ["TTSBundle", "export_for_shipping", "load_tts"]
+
+
+
+def unpack_conditioning(model_path: str | Path, ser_out: str | Path, prototypes_out: str | Path) -> None:
+    """Write the SER and the prototypes embedded in a ``tts`` checkpoint as their own
+    checkpoints, so training can continue from a shipped model (``--init-from``) with exactly
+    the conditions it was trained with, without re-training the SER."""
+    from ..ser.prototypes import load_prototypes
+
+    blob = load_checkpoint(model_path, "tts")
+    if not blob.get("ser"):
+        raise EmomixError(f"{model_path} embeds no SER; train one with `emomix train ser`")
+    save_checkpoint(ser_out, "ser", blob["ser"])
+    prototypes = load_prototypes(blob["prototypes"])  # fp16 in a shipped file -> fp32
+    save_checkpoint(prototypes_out, "prototypes", {
+        "emotions": prototypes.emotions, "vectors": prototypes.vectors,
+        "counts": prototypes.counts, "per_speaker": prototypes.per_speaker,
+        "embed_dim": prototypes.embed_dim, "reference_only": prototypes.reference_only,
+    })
+__all__ = ["TTSBundle", "export_for_shipping", "load_tts", "unpack_conditioning"]

@@ -102,14 +102,25 @@ def plan_schedule(weights: Mapping[str, float], k_max: float, k_min: float, t: f
     return {name: w / total for name, w in others.items()}
 
 
+ENCODER_CONDITIONS = ("weighted", "base", "neutral")
+NEUTRAL = "neutral"
+
+
 def condition_for_encoder(
     prototypes: Mapping[str, torch.Tensor], weights: Mapping[str, float], mode: str = "weighted"
 ) -> torch.Tensor:
-    """The encoder/duration condition: ``Σ γ_i p_i`` ("weighted") or the base's prototype ("base")."""
+    """The encoder/duration condition (docs/DESIGN.md §1.3): ``Σ γ_i p_i`` ("weighted", mixing
+    in the embedding space), the base emotion's prototype ("base", the paper: blending happens in
+    the noise space only) or Neutral's ("neutral", EmoDiff: the decoder alone carries the
+    emotion; ``prototypes`` must then hold "neutral")."""
     if mode == "base":
         return prototypes[base_emotion(weights)].clone()
+    if mode == NEUTRAL:
+        if NEUTRAL not in prototypes:
+            raise EmomixError("encoder condition 'neutral' needs a 'neutral' emotion in the model")
+        return prototypes[NEUTRAL].clone()
     if mode != "weighted":
-        raise EmomixError(f"unknown encoder condition mode '{mode}'; use 'weighted' or 'base'")
+        raise EmomixError(f"unknown encoder condition '{mode}'; use {', '.join(ENCODER_CONDITIONS)}")
     total = sum(w for w in weights.values() if w > 0)
     return sum(prototypes[name] * (w / total) for name, w in weights.items() if w > 0)
 
@@ -146,14 +157,17 @@ class MixedScore:
         k_max: float = 1.0,
         k_min: float = 0.0,
         sequential: bool = False,
+        guidance: float = 1.0,
     ):
         _check_thresholds(k_max, k_min)
+        check_guidance(model, guidance)
         missing = [name for name, w in weights.items() if w > 0 and name not in conditions]
         if missing:
             raise ValueError(f"no condition vectors for {missing}")
         self.model, self.mu, self.mask = model, mu, mask
         self.weights = dict(weights)
         self.k_max, self.k_min, self.sequential = k_max, k_min, sequential
+        self.guidance = float(guidance)
         batch = mu.shape[0]
         self.conditions = {
             name: (_per_utterance(emotion, batch), _per_utterance(spk, batch))
@@ -168,26 +182,54 @@ class MixedScore:
 
     def __call__(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         t = float(t)
-        active = self.active(t)
+        rows = guided_coefficients(self.active(t), self.guidance)  # [(name | None, coefficient)]
         self.n_evaluations += 1
         if self.sequential:
-            return sum(gamma * self._forward(x, self.mu, self.mask, t, *self.conditions[name], 1)
-                       for name, gamma in active.items())
-        names = list(active)
-        m, batch = len(names), x.shape[0]
-        emotion = torch.stack([self.conditions[n][0] for n in names], dim=1).flatten(0, 1)
-        spks = [self.conditions[n][1] for n in names]
-        spk = None if spks[0] is None else torch.stack(spks, dim=1).flatten(0, 1)
-        scores = self._forward(_repeat(x, m), _repeat(self.mu, m), _repeat(self.mask, m), t,
-                               emotion, spk, m)
-        gammas = torch.tensor([active[n] for n in names], dtype=x.dtype, device=x.device)
-        scores = scores.view(batch, m, *x.shape[1:])
-        return torch.einsum("bm...,m->b...", scores, gammas)
+            return sum(c * self._forward(x, t, [name]) for name, c in rows)
+        m, batch = len(rows), x.shape[0]
+        scores = self._forward(x, t, [name for name, _ in rows]).view(batch, m, *x.shape[1:])
+        coefficients = torch.tensor([c for _, c in rows], dtype=x.dtype, device=x.device)
+        return torch.einsum("bm...,m->b...", scores, coefficients)
 
-    def _forward(self, x, mu, mask, t, emotion, spk, m):
+    def _forward(self, x: torch.Tensor, t: float, names: list[str | None]) -> torch.Tensor:
+        """One model call on ``B × len(names)`` rows (utterance-major); ``None`` is the null
+        (unconditional) emotion, which borrows any condition's vectors and is masked out."""
         self.n_forward += 1
-        times = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
-        return self.model.score(x, mask, mu, times, emotion, spk)
+        m, batch = len(names), x.shape[0]
+        any_name = next(iter(self.conditions))
+        picked = [self.conditions[n if n is not None else any_name] for n in names]
+        emotion = torch.stack([e for e, _ in picked], dim=1).flatten(0, 1)
+        spk = None if picked[0][1] is None else torch.stack([s for _, s in picked], dim=1).flatten(0, 1)
+        extra = {}  # only guided calls pass the null-row flags (any score callable works otherwise)
+        if None in names:
+            flags = torch.tensor([n is None for n in names], device=x.device)
+            extra["unconditional"] = flags.repeat(batch)
+        times = torch.full((batch * m,), t, dtype=x.dtype, device=x.device)
+        return self.model.score(_repeat(x, m), _repeat(self.mask, m), _repeat(self.mu, m), times,
+                                emotion, spk, **extra)
+
+
+def check_guidance(model, guidance: float) -> None:
+    """Guidance w must be finite and ≥ 0; w ≠ 1 needs a model trained with condition dropout."""
+    if not math.isfinite(guidance) or guidance < 0:
+        raise EmomixError(f"guidance must be a finite number ≥ 0, got {guidance}")
+    if guidance != 1.0 and not getattr(model, "supports_guidance", False):
+        raise EmomixError(
+            f"guidance {guidance:g} needs a model trained with condition dropout "
+            "(model.cond_dropout > 0); this one has no unconditional score, so use --guidance 1"
+        )
+
+
+def guided_coefficients(active: Mapping[str, float], guidance: float) -> list[tuple[str | None, float]]:
+    """Rows and coefficients of ``s = s_∅ + w Σ γ_i (s_i − s_∅)`` (docs/DESIGN.md §1.4).
+
+    w = 1 gives exactly Eq. 8, ``Σ γ_i s_i`` with no null row; otherwise the null row (None)
+    gets ``1 − w Σ γ_i`` and each emotion ``w γ_i``."""
+    rows: list[tuple[str | None, float]] = [(n, float(g)) for n, g in active.items()]
+    if guidance == 1.0:
+        return rows
+    null = 1.0 - guidance * sum(g for _, g in rows)
+    return [(n, guidance * g) for n, g in rows] + [(None, null)]
 
 
 def _repeat(tensor: torch.Tensor, m: int) -> torch.Tensor:

@@ -24,9 +24,8 @@ from ..errors import EmomixError
 from . import sde
 from .alignment import generate_path, maximum_path, sequence_mask
 from .encoder import TextEncoder
+from .speaker import check_speaker_encoder
 from .unet import GradLogPEstimator2d, fix_len_compatibility
-
-SPEAKER_ENCODERS = ("table", "wav2vec2", "none")
 
 
 @dataclass
@@ -55,6 +54,10 @@ class TTSConfig:
     beta_max: float = 20.0
     pe_scale: float = 1000.0
     out_size: int = 172  # decoder training segment in frames (multiple of 4); 0 = whole mel
+    # condition dropout (docs/DESIGN.md §1.4): in training, the decoder's emotion vector is
+    # replaced by a learned null vector with this probability, which gives the unconditional
+    # score s_∅ that guidance needs; 0 = no null vector, and guidance w ≠ 1 is refused
+    cond_dropout: float = 0.0
 
 
 PRESETS: dict[str, dict] = {
@@ -82,11 +85,7 @@ def preset(name: str) -> dict:
 
 def check_config(cfg: TTSConfig) -> None:
     """Raise EmomixError naming the first inconsistent setting of ``cfg``."""
-    if cfg.speaker_encoder not in SPEAKER_ENCODERS:
-        raise EmomixError(
-            f"speaker_encoder must be one of {', '.join(SPEAKER_ENCODERS)}, "
-            f"got '{cfg.speaker_encoder}'"
-        )
+    check_speaker_encoder(cfg.speaker_encoder)
     if cfg.speaker_encoder == "table" and cfg.n_speakers < 1:
         raise EmomixError("n_speakers must be ≥ 1 with speaker_encoder=table")
     if cfg.n_enc_channels % cfg.n_heads:
@@ -102,6 +101,8 @@ def check_config(cfg: TTSConfig) -> None:
         raise EmomixError(f"dec_dim ({cfg.dec_dim}) must be a multiple of 8 (GroupNorm groups)")
     if cfg.out_size < 0:
         raise EmomixError(f"out_size must be ≥ 0 (0 = whole mel), got {cfg.out_size}")
+    if not 0.0 <= cfg.cond_dropout < 1.0:
+        raise EmomixError(f"cond_dropout must be in [0, 1), got {cfg.cond_dropout}")
 
 
 class Decoder(nn.Module):
@@ -128,6 +129,8 @@ class EmoMixTTS(nn.Module):
             self.spk_proj = nn.Linear(cfg.speaker_in_dim, cfg.spk_emb_dim)
         if self.emo_dim:
             self.emo_proj = nn.Linear(cfg.emotion_dim, cfg.emo_emb_dim)
+            if cfg.cond_dropout > 0:  # the "no emotion" condition of the decoder (guidance)
+                self.emo_null = nn.Parameter(torch.zeros(cfg.emo_emb_dim))
         self.encoder = TextEncoder(
             cfg.n_vocab,
             cfg.n_feats,
@@ -244,14 +247,31 @@ class EmoMixTTS(nn.Module):
         t: Tensor | float,
         emotion: Tensor | None,
         spk: Tensor | None = None,
+        unconditional: Tensor | None = None,
     ) -> Tensor:
         """s_θ(x, t, μ, s, e) ``[B, n_feats, T]``; ``x, mu [B, n_feats, T]``, ``mask [B, 1, T]``,
-        ``t [B]`` (or a scalar), T a multiple of 4, ``spk = speaker_vector(...)`` or None."""
+        ``t [B]`` (or a scalar), T a multiple of 4, ``spk = speaker_vector(...)`` or None.
+        ``unconditional [B]`` bool: rows scored with the null emotion, s_∅ (guidance)."""
         self._check_spk(spk)
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         t = t.expand(x.shape[0]) if t.dim() == 0 else t
-        emo = self.emotion_vector(emotion)
+        emo = self.decoder_emotion(self.emotion_vector(emotion), unconditional)
         return self.decoder.estimator(x, mask, mu, t, spk, emo)
+
+    @property
+    def supports_guidance(self) -> bool:
+        """True when the decoder learned a null emotion (trained with ``cond_dropout > 0``)."""
+        return hasattr(self, "emo_null")
+
+    def decoder_emotion(self, emo: Tensor | None, unconditional: Tensor | None) -> Tensor | None:
+        """``emo [B, emo_emb_dim]`` with the rows where ``unconditional [B]`` (bool) is True
+        replaced by the learned null vector (condition dropout / the guidance branch)."""
+        if unconditional is None or emo is None:
+            return emo
+        if not self.supports_guidance:
+            raise EmomixError("this model was trained without condition dropout (cond_dropout 0), "
+                              "so it has no unconditional score; use guidance 1")
+        return torch.where(unconditional[:, None], self.emo_null.to(emo.dtype), emo)
 
     # ---- training -----------------------------------------------------------------------
     def compute_loss(
@@ -308,7 +328,15 @@ class EmoMixTTS(nn.Module):
         t = t.to(mel.device).clamp(1e-5, 1.0 - 1e-5)
         beta_range = (self.cfg.beta_min, self.cfg.beta_max)
         xt, z = sde.forward_diffusion(target, seg_mask, mu_seg, t, generator, *beta_range)
-        score = self.decoder.estimator(xt, seg_mask, mu_seg, t, spk_vec, emo)
+        # condition dropout: the decoder alone learns s_∅; the encoder keeps the emotion, since
+        # guidance shares μ and the durations between the conditional and the null rows
+        dropped = None
+        if self.training and self.cfg.cond_dropout > 0 and emo is not None:
+            rng_device = generator.device if generator is not None else emo.device
+            dropped = torch.rand(emo.shape[0], generator=generator, device=rng_device).to(emo.device)
+            dropped = dropped < self.cfg.cond_dropout
+        score = self.decoder.estimator(xt, seg_mask, mu_seg, t, spk_vec,
+                                       self.decoder_emotion(emo, dropped))
         _, var = sde.marginal_mean_var(target, mu_seg, t, *beta_range)
         diff_loss = sde.diffusion_loss(score, z, var, seg_mask)
         x0_hat = sde.denoised_estimate(xt, score, mu_seg, t, *beta_range) * seg_mask

@@ -2,8 +2,10 @@
 
 - ``table``: one learned vector per speaker id; it lives inside the model (Grad-TTS style), so
   this module only validates the name.
-- ``wav2vec2``: a transformers ``Wav2Vec2Model`` loaded from a LOCAL folder (never the hub);
-  the utterance is resampled to 16 kHz, normalised like ``Wav2Vec2FeatureExtractor`` does, and
+- ``wav2vec2``: a transformers ``Wav2Vec2Model`` loaded from a LOCAL folder (never the hub),
+  from its safetensors weights; a folder with only pickled weights (``pytorch_model.bin``, which
+  can run code when unpickled) is refused unless the caller opts in (``allow_pickle``; config
+  ``wav2vec2_allow_pickle``). The utterance is resampled to 16 kHz, normalised like ``Wav2Vec2FeatureExtractor`` does, and
   the hidden state of one layer is mean-pooled over time into a vector ``[hidden_size]``. The
   vectors of a feature store are computed once and cached under
   ``store/cache/speaker_<hash>/<id>.npy`` (the hash covers the model folder's weights and the
@@ -23,6 +25,7 @@ import torch
 
 from ..config import atomic_write_bytes
 from ..errors import EmomixError
+from ..progress import progress_bar
 
 SPEAKER_ENCODERS = ("table", "wav2vec2", "none")
 WAV2VEC2_SAMPLE_RATE = 16000
@@ -36,6 +39,26 @@ def check_speaker_encoder(name: str) -> str:
             f"unknown speaker_encoder '{name}'; use one of: {', '.join(SPEAKER_ENCODERS)}"
         )
     return name
+
+
+def _load_wav2vec2(folder: Path, allow_pickle: bool):
+    """``Wav2Vec2Model`` from ``folder``: safetensors weights, or pickled ones when allowed."""
+    from transformers import Wav2Vec2Model
+
+    safe = any(folder.glob("*.safetensors"))
+    if not safe and any(folder.glob("*.bin")) and not allow_pickle:
+        raise EmomixError(
+            f"{folder} holds only pickled weights (*.bin), which can run code when loaded; "
+            "re-save them as safetensors (Wav2Vec2Model.from_pretrained(folder).save_pretrained("
+            "folder)) or, for a folder you trust, set wav2vec2_allow_pickle: true"
+        )
+    try:
+        return Wav2Vec2Model.from_pretrained(str(folder), local_files_only=True, use_safetensors=safe)
+    except Exception as error:  # transformers raises OSError/ValueError for bad folders
+        raise EmomixError(
+            f"cannot load a Wav2Vec2Model from {folder}: {str(error).splitlines()[0]} "
+            "(the folder needs config.json and model weights)"
+        ) from error
 
 
 def _weights_fingerprint(folder: Path) -> str:
@@ -54,22 +77,15 @@ class Wav2Vec2SpeakerEncoder:
     output, ``i`` the i-th transformer layer, negative values count from the last.
     """
 
-    def __init__(self, path: str | Path, layer: int = -1, device: str | torch.device = "cpu"):
-        from transformers import Wav2Vec2Model
-
+    def __init__(self, path: str | Path, layer: int = -1, device: str | torch.device = "cpu",
+                 allow_pickle: bool = False):
         folder = Path(path).expanduser()
         if not str(path) or not folder.is_dir():
             raise EmomixError(
                 f"wav2vec2 model folder not found: '{path}'; set wav2vec2_path to a local folder "
                 "holding config.json and the weights (saved with save_pretrained)"
             )
-        try:
-            model = Wav2Vec2Model.from_pretrained(str(folder), local_files_only=True)
-        except Exception as error:  # transformers raises OSError/ValueError for bad folders
-            raise EmomixError(
-                f"cannot load a Wav2Vec2Model from {folder}: {str(error).splitlines()[0]} "
-                "(the folder needs config.json and model weights)"
-            ) from None
+        model = _load_wav2vec2(folder, allow_pickle)
         n_states = model.config.num_hidden_layers + 1
         if not -n_states <= layer < n_states:
             raise EmomixError(
@@ -144,12 +160,11 @@ def store_speaker_embeddings(
     folder.mkdir(parents=True, exist_ok=True)
     result: dict[str, np.ndarray] = {}
     missing = [item for item in items if not (folder / f"{item['id']}.npy").is_file()]
-    if missing:
-        from tqdm import tqdm
-
-        for item in tqdm(missing, desc="speaker embeddings", unit="utt", disable=not progress):
+    with progress_bar("speaker embeddings", len(missing), enabled=progress and bool(missing)) as bar:
+        for item in missing:
             wav = _resolve_wav(store.root, item)
             _save_npy(folder / f"{item['id']}.npy", encoder.embed_wav(wav))
+            bar.advance()
     for item in items:
         result[item["id"]] = np.load(folder / f"{item['id']}.npy")
     return result

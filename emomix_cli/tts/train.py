@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +29,13 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint
 from ..config import atomic_write_bytes, atomic_write_text, load_config, save_yaml, to_dict
+from ..datasets import FeatureStore, LengthBucketSampler, MelDataset, collate
 from ..errors import EmomixError
+from ..plotting import save_mel_png
 from ..train_loop import LoopConfig, dist_info, fit, seed_everything
 from . import sde
+from .mixing import MixedScore
+from .sampling import euler
 from .speaker import Wav2Vec2SpeakerEncoder, check_speaker_encoder, store_speaker_embeddings
 
 
@@ -44,6 +49,9 @@ class TTSTrainConfig:
     speaker_encoder: str = "table"  # table | wav2vec2 | none
     wav2vec2_path: str = ""  # LOCAL folder of a transformers Wav2Vec2Model
     wav2vec2_layer: int = -1  # hidden state to mean-pool (0 = CNN projection, -1 = last)
+    # load a wav2vec2 folder that has only pickled weights (pytorch_model.bin): unpickling can
+    # run code, so only for a folder you trust; safetensors weights are always preferred
+    wav2vec2_allow_pickle: bool = False
     style_weight: float = 1e-4  # λ_style
     # weight each item's style loss by a_t² = e^{-∫β} (sde.x0_weight): x̂0 amplifies the score
     # error by 1/a_t (~150x at t = 1), so without it noisy-time items dominate the style loss
@@ -143,7 +151,7 @@ def ser_embeddings(store, ser: nn.Module, ser_path: Path, items: list[dict] | No
 
 # ---------------------------------------------------------------- data
 class TTSCollate:
-    """``features.collate`` + the per-utterance condition vectors looked up by id:
+    """``datasets.collate`` + the per-utterance condition vectors looked up by id:
     ``emotion_embedding [B, D]`` (SER of the target) and ``speaker_vector [B, S_in]``."""
 
     def __init__(self, emotion_vectors: dict[str, np.ndarray],
@@ -151,8 +159,6 @@ class TTSCollate:
         self.emotion_vectors, self.speaker_vectors = emotion_vectors, speaker_vectors
 
     def __call__(self, samples: list[dict]) -> dict:
-        from ..features import collate
-
         batch = collate(samples)
         batch["emotion_embedding"] = torch.from_numpy(
             np.stack([self.emotion_vectors[i] for i in batch["ids"]]).astype(np.float32))
@@ -192,8 +198,10 @@ def load_init_weights(model: nn.Module, path: str | Path) -> InitReport:
         raise EmomixError(f"--init-from file not found: {path} (pass an official grad-tts.pt)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        raise EmomixError(f"{path} is not a readable torch state_dict; pass an official grad-tts.pt") from None
+    except Exception as error:  # torch raises many types for a foreign or truncated file
+        raise EmomixError(
+            f"{path} is not a readable torch state_dict; pass an official grad-tts.pt"
+        ) from error
     for key in ("state_dict", "model"):
         if isinstance(blob, dict) and isinstance(blob.get(key), dict):
             blob = blob[key]
@@ -217,38 +225,15 @@ def load_init_weights(model: nn.Module, path: str | Path) -> InitReport:
 
 
 # ---------------------------------------------------------------- validation samples
-def _save_mel_png(path: Path, mel: np.ndarray) -> None:
-    """Mel ``[80, T]`` as an image (low bins at the bottom, one pixel per bin and frame, 3x
-    scaled); ``plt.imsave`` skips figure layout, which is most of savefig's time."""
-    import matplotlib.pyplot as plt
-
-    image = np.repeat(np.repeat(np.flipud(mel), 3, axis=0), 3, axis=1)
-    buffer = io.BytesIO()
-    plt.imsave(buffer, image, format="png", cmap="magma")
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _reverse_diffusion(score_fn, mu, mask, n_steps, temperature, generator):
-    """Euler reverse diffusion: ``emomix_cli.tts.sampling.euler`` (local fallback if absent)."""
-    try:
-        from .sampling import euler
-    except ImportError:
-        euler = None
-    if euler is not None:
-        return euler(score_fn, mu, mask, n_steps, temperature, generator)
-    x = (mu + torch.randn(mu.shape, generator=generator, dtype=mu.dtype) / temperature) * mask
-    for i in range(n_steps):
-        t = 1.0 - (i + 0.5) / n_steps
-        beta_t = 0.05 + (20.0 - 0.05) * t
-        x = (x - 0.5 * (mu - x - score_fn(x, t)) * beta_t / n_steps) * mask
-    return x
-
-
 @torch.no_grad()
-def synthesize_samples(model, tokens: torch.Tensor, prototypes, speaker_input, n_steps: int,
-                       temperature: float, seed: int = 0) -> dict[str, torch.Tensor]:
+def sample_prototypes(model, tokens: torch.Tensor, prototypes, speaker_input, n_steps: int,
+                      temperature: float, seed: int = 0) -> dict[str, torch.Tensor]:
     """One mel ``[80, T_e]`` per prototype emotion for ``tokens [L]``, all emotions in one batch
-    (batch dimension E); ``speaker_input``: ``[1]`` id, ``[1, S_in]`` vector or None."""
+    (batch dimension E); ``speaker_input``: ``[1]`` id, ``[1, S_in]`` vector or None.
+
+    The library's sampler (:func:`.sampling.euler` over a :class:`.mixing.MixedScore`, with the
+    model's own β range), so a validation sample is what ``emomix mix`` would give for it.
+    """
     device = next(model.parameters()).device
     n = len(prototypes.emotions)
     tokens = tokens.to(device)[None].expand(n, -1)
@@ -259,28 +244,35 @@ def synthesize_samples(model, tokens: torch.Tensor, prototypes, speaker_input, n
         spk = model.speaker_vector(speaker_input.to(device).expand(n, *speaker_input.shape[1:]))
     enc = model.encode(tokens, lengths, emotion, spk)
     mu, mask = enc["mu_y"], enc["y_mask"]
-
-    def score_fn(x, t):
-        return model.score(x, mask, mu, torch.full((n,), float(t), device=device), emotion, spk)
-
+    # one condition whose vectors differ per row (row e = prototype e), with weight 1
+    score = MixedScore(model, mu, mask, {"prototype": (emotion, spk)}, {"prototype": 1.0})
     generator = torch.Generator(device=device).manual_seed(seed)
-    mel = _reverse_diffusion(score_fn, mu, mask, n_steps, temperature, generator)
+    mel = euler(score, mu, mask, n_steps, temperature, generator,
+                beta_min=model.cfg.beta_min, beta_max=model.cfg.beta_max)
     frames = mask.sum(dim=(1, 2)).long().tolist()
     return {name: mel[i, :, : frames[i]].float().cpu() for i, name in enumerate(prototypes.emotions)}
 
 
-def write_samples(out_dir: Path, mels: dict[str, torch.Tensor], audio) -> None:
-    """Mel PNG per emotion (+ a Griffin-Lim wav when ``emomix_cli.vocoder`` is available)."""
-    vocoder = None
+def sample_vocoder(audio):
+    """Griffin-Lim for the validation wavs, or None, said once, when it cannot be imported."""
     try:
-        from ..audio import save_wav
         from ..vocoder import load_vocoder
+    except ImportError as error:
+        missing = (error.name or "").split(".")[0]
+        fix = f"pip install {missing}" if missing and missing != "emomix_cli" else \
+            "reinstall emomix: pip install -e ."
+        print(f"validation samples: mel PNGs only, no wavs: cannot import the vocoder ({error}); "
+              f"{fix}", file=sys.stderr)
+        return None
+    return load_vocoder("griffinlim", audio=audio, config={"n_iter": 32})
 
-        vocoder = load_vocoder("griffinlim", audio=audio, config={"n_iter": 32})
-    except ImportError:
-        pass
+
+def write_samples(out_dir: Path, mels: dict[str, torch.Tensor], audio, vocoder=None) -> None:
+    """Mel PNG per emotion, and a wav per emotion when a ``vocoder`` is given."""
+    from ..audio import save_wav
+
     for emotion, mel in mels.items():
-        _save_mel_png(out_dir / f"{emotion}.png", mel.numpy())
+        save_mel_png(mel, out_dir / f"{emotion}.png", title=emotion)
         if vocoder is not None and mel.shape[-1] > 0:
             save_wav(out_dir / f"{emotion}.wav", vocoder(mel[None])[0], audio.sample_rate)
 
@@ -332,7 +324,6 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
               resume: str | Path | None = None, device: str | None = None,
               init_from: str | Path | None = None) -> Path:
     """Train (or resume) the EmoMix TTS model; returns ``run_dir/tts.pt``."""
-    from ..features import FeatureStore, LengthBucketSampler, MelDataset
     from ..ser import load_ser
     from .model import EmoMixTTS
 
@@ -361,7 +352,8 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
 
     speaker_vectors, speaker_dim, speaker_means = None, 0, {}
     if cfg.speaker_encoder == "wav2vec2":
-        encoder = Wav2Vec2SpeakerEncoder(cfg.wav2vec2_path, cfg.wav2vec2_layer)
+        encoder = Wav2Vec2SpeakerEncoder(cfg.wav2vec2_path, cfg.wav2vec2_layer,
+                                         allow_pickle=cfg.wav2vec2_allow_pickle)
         speaker_vectors = store_speaker_embeddings(store, encoder, train_items + val_items,
                                                    progress=info.rank == 0)
         speaker_dim = encoder.dim
@@ -382,6 +374,7 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
         raise EmomixError(f"no train utterance of {store.root} has phonemes; re-run prep with text")
     val_set = MelDataset(store, "val") if val_items else None
     val_set = val_set if val_set is not None and len(val_set) else None
+    vocoder = sample_vocoder(store.audio) if val_set is not None and info.rank == 0 else None
     collate_fn = TTSCollate(emotion_vectors, speaker_vectors)
     sampler = LengthBucketSampler(train_set.lengths, cfg.train.batch_size, seed=cfg.train.seed,
                                   rank=info.rank, world_size=info.world_size)
@@ -435,9 +428,9 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
         metrics = {key: value / n for key, value in sums.items()}
         sample = collate_fn([val_set[0]])
         speaker_input = _speaker_input(sample, cfg.speaker_encoder)
-        mels = synthesize_samples(model_, sample["tokens"][0], prototypes, speaker_input, cfg.n_val_steps,
-                                  cfg.val_temperature, seed=cfg.train.seed)
-        write_samples(run_dir / "samples" / f"step_{step}", mels, store.audio)
+        mels = sample_prototypes(model_, sample["tokens"][0], prototypes, speaker_input,
+                                 cfg.n_val_steps, cfg.val_temperature, seed=cfg.train.seed)
+        write_samples(run_dir / "samples" / f"step_{step}", mels, store.audio, vocoder)
         metrics["score"] = -metrics["loss"]
         return metrics
 
@@ -481,6 +474,7 @@ def tts_payload(cfg: TTSTrainConfig, model: nn.Module, store, prototypes, ser_pa
         "train_config": to_dict(cfg),
     }
     if cfg.speaker_encoder == "wav2vec2":
-        payload["wav2vec2"] = {"path": cfg.wav2vec2_path, "layer": cfg.wav2vec2_layer}
+        payload["wav2vec2"] = {"path": cfg.wav2vec2_path, "layer": cfg.wav2vec2_layer,
+                               "allow_pickle": cfg.wav2vec2_allow_pickle}
         payload["speaker_vectors"] = speaker_vectors
     return payload

@@ -1,0 +1,73 @@
+"""The quality bar of issue #13, checked from the independent judges of a report.
+
+Each line is ``{"check", "value", "threshold", "passed"}``; ``passed`` is None when the judge
+it needs did not run (a missing extra, no ground truth, Griffin-Lim audio for voicing).
+"""
+
+from __future__ import annotations
+
+VOICED_RATIO = 0.8  # voiced fraction per emotion >= 0.8 x ground truth's
+WER_MARGIN = 0.05  # Whisper WER <= ground truth + 0.05
+SER_MEAN, SER_EACH = 0.8, 0.6  # second-SER accuracy: mean and every emotion
+RHO_MIN = 0.9  # intensity Spearman rho per emotion
+BETWEEN_MIN = 0.8  # blends strictly between their parents in >= 80 % of pair x sentence
+
+
+def _line(check: str, value, threshold, passed: bool | None, note: str = "") -> dict:
+    return {"check": check, "value": value, "threshold": threshold, "passed": passed, "note": note}
+
+
+def _at_least(value, threshold) -> bool | None:
+    return None if value is None or threshold is None else bool(value >= threshold)
+
+
+def quality_bar(report: dict) -> list[dict]:
+    """Pass/fail lines with their numbers (see the module docstring)."""
+    lines: list[dict] = []
+    table = report.get("per_emotion") or {}
+    griffin = report["config"].get("vocoder") == "griffinlim"
+    for emotion, row in table.items():
+        gt = (row.get("gt") or {}).get("voiced_fraction")
+        synth = row["synth"].get("voiced_fraction")
+        threshold = None if gt is None else VOICED_RATIO * gt
+        passed = None if griffin else _at_least(synth, threshold)
+        lines.append(_line(f"voiced fraction {emotion} ≥ {VOICED_RATIO:g}×GT", synth, threshold, passed,
+                           "Griffin-Lim audio: voicing not judged" if griffin else ""))
+
+    asr = report.get("intelligibility") or {}
+    gt_wer = (asr.get("gt") or {}).get("wer")
+    wer = (asr.get("synth") or {}).get("wer")
+    threshold = None if gt_wer is None else gt_wer + WER_MARGIN
+    lines.append(_line(f"Whisper WER ≤ GT + {WER_MARGIN:g}", wer, threshold,
+                       None if wer is None or threshold is None else bool(wer <= threshold)))
+
+    judged = report.get("judge_classification")
+    accuracy = (judged or {}).get("accuracy") or {}
+    defined = {e: v for e, v in accuracy.items() if v is not None}
+    mean = (judged or {}).get("mean_accuracy")
+    lines.append(_line(f"second-SER accuracy mean ≥ {SER_MEAN:g}", mean, SER_MEAN, _at_least(mean, SER_MEAN)))
+    worst = min(defined, key=defined.get) if defined else None
+    lines.append(_line(f"second-SER accuracy every emotion ≥ {SER_EACH:g}",
+                       defined.get(worst), SER_EACH, _at_least(defined.get(worst), SER_EACH),
+                       f"lowest: {worst}" if worst else ""))  # fmt: skip
+
+    intensity = report.get("intensity") or {}
+    for source, key in (("second-SER posterior", "judge_spearman"), ("prosody line", "prosody_spearman")):
+        for emotion, rho in (intensity.get(key) or {}).items():
+            lines.append(_line(f"intensity ρ {emotion} ({source}) ≥ {RHO_MIN:g}", rho, RHO_MIN,
+                               _at_least(rho, RHO_MIN)))
+
+    blends = report.get("blends") or {}
+    if blends.get("pairs"):
+        rate = blends.get("between_rate")
+        lines.append(_line(f"blend prosody strictly between parents ≥ {BETWEEN_MIN:.0%}", rate,
+                           BETWEEN_MIN, _at_least(rate, BETWEEN_MIN),
+                           f"{len(blends['pairs'])} pairs × sentences"))
+        flags = [p["parents_above_neutral"] for p in blends["pairs"]]
+        if None in flags:
+            lines.append(_line("blend parents' second-SER posterior > Neutral's", None, 1.0, None))
+        else:
+            share = sum(flags) / len(flags)
+            lines.append(_line("blend parents' second-SER posterior > Neutral's", share, 1.0,
+                               bool(all(flags)), f"{sum(flags)}/{len(flags)} pairs"))
+    return lines
