@@ -3,12 +3,17 @@
 Two grids, one summary row per setting:
   --what solver : (solver, steps, τ) on single emotions only: accuracy of the independent judge
                   SER (recipes/demo/judge_ser.pt, else the model's own, said in the header); fast
+  --what defaults : (steps, τ, guidance, encoder condition) with the full eval on val and ALL the
+                  independent judges but DNSMOS: Whisper WER, pYIN voiced fraction, second-SER UA,
+                  intensity ρ, blends; objective = UA + voiced − WER (higher is better)
   --what window : (k_max, k_min) with the full eval on val (second-SER UA, mean intensity ρ of
                   the second SER and of the prosody line, blends strictly between their parents,
                   quality-bar lines passed); Whisper and DNSMOS are skipped unless --all-judges
 
     .venv/bin/python benchmarks/tune_sampler.py --what solver --features data/demo/features
     .venv/bin/python benchmarks/tune_sampler.py --what window --features data/demo/features --sentences 4
+    .venv/bin/python benchmarks/tune_sampler.py --what defaults --features data/demo/features \
+        --settings 10,1.0,1,weighted 10,1.0,2,weighted 25,1.5,2,weighted --threads 1
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 from emomix_cli.cli import DEMO_MODEL
 from emomix_cli.datasets import FeatureStore
 from emomix_cli.evaluate import run_eval
-from emomix_cli.evaluate.judges import load_judge_ser, load_judges, score_mels
+from emomix_cli.evaluate.judges import default_judge_ser, load_judge_ser, load_judges, score_mels
 from emomix_cli.ser import ser_from_payload
 from emomix_cli.synthesis import SynthesisOptions, synthesize_mels
 from emomix_cli.tts import load_tts
@@ -36,7 +41,7 @@ def _mean(values) -> float:
 
 def solver_grid(args) -> None:
     bundle = load_tts(args.model)
-    judge, name = load_judge_ser(args.judge_ser)
+    judge, name = load_judge_ser(args.judge_ser or default_judge_ser(args.features, args.model))
     if judge is None:
         judge, name = ser_from_payload(bundle.ser_payload), "conditioning SER (not independent)"
     items = FeatureStore(args.features).items("val")
@@ -57,7 +62,8 @@ def solver_grid(args) -> None:
 
 
 def window_grid(args) -> None:
-    judges = load_judges(args.judge_ser, asr=args.all_judges, dnsmos=args.all_judges)
+    judges = load_judges(args.judge_ser or default_judge_ser(args.features, args.model),
+                         asr=args.all_judges, dnsmos=args.all_judges)
     print(f"val split, {args.sentences} sentences, judged by {judges.ser_name or 'no second SER'}")
     print(f"{'k_max':>5} {'k_min':>5} {'2nd-SER UA':>10} {'rho SER':>7} {'rho pros':>8} {'between':>7} {'bar':>7}")
     for k_max, k_min in args.windows:
@@ -73,9 +79,41 @@ def window_grid(args) -> None:
               f" {passed:>3}/{judged:<3}", flush=True)  # fmt: skip
 
 
+def _setting(text: str) -> SynthesisOptions:
+    steps, tau, guidance, condition = text.split(",")
+    return SynthesisOptions(steps=int(steps), temperature=float(tau), guidance=float(guidance),
+                            encoder_condition=condition)
+
+
+def defaults_grid(args) -> None:
+    judges = load_judges(args.judge_ser or default_judge_ser(args.features, args.model), dnsmos=False)
+    print(f"val split, {args.sentences} sentences, model {args.model}, judged by Whisper tiny.en, "
+          f"pYIN and {judges.ser_name or 'no second SER'}")
+    print("| steps | τ | guidance | encoder | WER | voiced | 2nd-SER UA | ρ SER | ρ prosody | between | bar | objective |")
+    print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for text in args.settings:
+        options = _setting(text)
+        out = Path(args.out) / text.replace(",", "_")
+        report = run_eval(args.model, None, out, features=args.features, split="val", options=options,
+                          max_sentences=args.sentences, judges=judges, progress=False)
+        wer = report["intelligibility"]["synth"]["wer"]
+        voiced = _mean(row["synth"].get("voiced_fraction") for row in report["per_emotion"].values())
+        ua = (report["judge_classification"] or {}).get("mean_accuracy")
+        intensity, bar = report["intensity"], report["bar"]
+        passed = sum(line["passed"] is True for line in bar)
+        judged = sum(line["passed"] is not None for line in bar)
+        objective = _mean([ua]) + voiced - wer
+        print(f"| {options.steps} | {options.temperature} | {options.guidance:g} | {options.encoder_condition} "
+              f"| {wer:.2f} | {voiced:.2f} | {_mean([ua]):.2f} | {_mean(intensity['judge_spearman'].values()):.2f} "
+              f"| {_mean(intensity['prosody_spearman'].values()):.2f} | {_mean([report['blends']['between_rate']]):.2f} "
+              f"| {passed}/{judged} | {objective:.2f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--what", choices=["solver", "window"], default="solver")
+    parser.add_argument("--what", choices=["solver", "window", "defaults"], default="solver")
+    parser.add_argument("--settings", nargs="+", default=["10,1.0,1,weighted", "10,1.0,2,weighted"],
+                        help="steps,tau,guidance,encoder_condition (--what defaults)")
     parser.add_argument("--model", default=str(DEMO_MODEL))
     parser.add_argument("--features", required=True)
     parser.add_argument("--judge-ser", default=None, help="independent SER (default: recipes/demo/judge_ser.pt)")
@@ -90,7 +128,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    (solver_grid if args.what == "solver" else window_grid)(args)
+    {"solver": solver_grid, "window": window_grid, "defaults": defaults_grid}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -284,7 +284,7 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.json + PNGs).")],
     model: Annotated[Path | None, typer.Option(help="TTS checkpoint (default: the demo model).")] = None,
     ser: Annotated[Path | None, typer.Option(help="Conditioning SER (default: the one inside the model; not independent).")] = None,
-    judge_ser: Annotated[Path | None, typer.Option(help="Independent SER judge (default: recipes/demo/judge_ser.pt if present).")] = None,
+    judge_ser: Annotated[Path | None, typer.Option(help="Independent SER judge (default for the demo corpus: recipes/demo/judge_ser.pt).")] = None,
     features: Annotated[Path | None, typer.Option(help="Feature store: the split's sentences + the ground-truth row.")] = None,
     split: Annotated[str, typer.Option(help="val (tune) | test (report)")] = EVAL_DEFAULT_SPLIT,
     steps: Annotated[int | None, typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,
@@ -301,17 +301,24 @@ def evaluate(
     whisper: Annotated[bool, typer.Option(help="Judge intelligibility with Whisper (needs emomix[judges]).")] = True,
     dnsmos: Annotated[bool, typer.Option(help="Judge naturalness with DNSMOS (needs emomix[judges]).")] = True,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch, Whisper and DNSMOS (default: torch's; use 1 next to a training run).")] = None,
 ):
     """Synthesize a split's sentences, intensity sweeps and blends; judge them (Whisper, pYIN,
     a second SER, DNSMOS) against the real audio of the same sentences; check the quality bar."""
     from .evaluate import print_report, run_eval
-    from .evaluate.judges import load_judges
+    from .evaluate.judges import default_judge_ser, load_judges
     from .synthesis import SynthesisOptions
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     options = SynthesisOptions(steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
                                guidance=guidance, encoder_condition=encoder_condition, seed=seed)
-    judges = load_judges(judge_ser, device, asr=whisper, dnsmos=dnsmos)
-    report = run_eval(model or default_model(), ser, out, features=features, split=split, options=options,
+    model = model or default_model()
+    judge_ser = judge_ser or default_judge_ser(features, model)
+    judges = load_judges(judge_ser, device, asr=whisper, dnsmos=dnsmos, threads=threads)
+    report = run_eval(model, ser, out, features=features, split=split, options=options,
                       max_sentences=max_sentences, vocoder=vocoder, vocoder_checkpoint=vocoder_checkpoint,
                       judges=judges, device=device)
     print_report(report)

@@ -243,7 +243,7 @@ def fake_prosody(wav, sample_rate, n_phones):
 def fake_judges(ser_file=None):
     from emomix_cli.ser import load_ser
 
-    return Judges(asr=lambda wav: "synthetic", dnsmos=lambda wav: {"p808": 3.0, "ovrl": 2.5},
+    return Judges(asr=lambda wav: "synthetic", dnsmos=lambda wav: {"p808": 3.0},
                   prosody=fake_prosody, ser=load_ser(ser_file) if ser_file else None,
                   ser_name=str(ser_file) if ser_file else None)  # fmt: skip
 
@@ -264,6 +264,7 @@ def test_run_eval_end_to_end(tmp_path, tiny_store):
     assert report["intelligibility"]["synth"] == {"wer": 0.0, "cer": 0.0, "n": 6}
     assert report["per_emotion"]["angry"]["synth"]["p808"] == 3.0
     assert report["per_emotion"]["angry"]["gt"]["voiced_fraction"] is None  # the tiny store has no wavs
+    assert report["per_emotion"]["angry"]["gt_vocoded"]["n"] == 2  # ... but its mels can be vocoded
     assert report["ground_truth"]["n"] == 6  # parallel: 3 emotions x 2 sentences of the val split
     intensity = report["intensity"]
     assert set(intensity["judge_curves"]) == {"angry", "sad"}

@@ -90,7 +90,9 @@ def test_segment_position_with_and_without_scaling():
     assert segment_position([1, 0], [0, 0], [1, 10]) == pytest.approx(1 / 101)
     assert segment_position([1, 0], [0, 0], [1, 10], scale=[1, 10]) == pytest.approx(0.5)
     assert segment_position([1, 1], [0, 0], [0, 0]) is None  # no segment
-    assert segment_position([None, 1], [0, 0], [1, 1]) is None  # undefined feature
+    assert segment_position([None, 1], [0, 0], [1, 1]) == pytest.approx(1.0)  # undefined F0: left out
+    assert segment_position([2, 1], [0, None], [1, 1]) == pytest.approx(2.0)
+    assert segment_position([None, None], [0, 0], [1, 1]) is None  # nothing left
     assert strictly_between(0.5) and not strictly_between(0.04) and not strictly_between(0.96)
     assert not strictly_between(None)
 
@@ -113,12 +115,23 @@ def test_missing_extras_are_named_in_one_line(monkeypatch):
     assert missing_note({}) is None
 
 
-def test_load_judges_without_extras_loads_no_whisper(monkeypatch, tmp_path):
+def test_load_judges_without_extras_loads_no_whisper(monkeypatch):
     monkeypatch.setattr(judges, "missing_extras", lambda: {"whisper": ["faster_whisper"], "dnsmos": ["speechmos"]})
-    monkeypatch.setattr(judges, "DEMO_JUDGE_SER", tmp_path / "absent.pt")
     panel = judges.load_judges(None)
     assert panel.asr is None and panel.dnsmos is None and panel.ser is None
     assert set(panel.missing) == {"whisper", "dnsmos"}
+
+
+def test_demo_judge_ser_is_the_default_for_the_demo_corpus_only(tmp_path, tiny_store, monkeypatch):
+    shipped = tmp_path / "judge.pt"
+    shipped.write_bytes(b"x")
+    monkeypatch.setattr(judges, "DEMO_JUDGE_SER", shipped)
+    assert judges.default_judge_ser(tiny_store, None) is None  # dataset "tiny": not the demo corpus
+    (tiny_store / "config.yaml").write_text((tiny_store / "config.yaml").read_text().replace("dataset: tiny", "dataset: demo"))
+    assert judges.default_judge_ser(tiny_store, None) == shipped
+    demo_model = Path(judges.__file__).resolve().parents[1] / "assets" / "demo_model.pt"
+    assert judges.default_judge_ser(None, demo_model) == shipped
+    assert judges.default_judge_ser(None, tmp_path / "other.pt") is None
 
 
 def test_shipped_judge_ser_is_small_and_independent():
@@ -126,10 +139,16 @@ def test_shipped_judge_ser_is_small_and_independent():
     if not path.is_file():
         pytest.skip(f"{path} not trained yet")
     assert path.stat().st_size < 2_000_000
+    from emomix_cli.checkpoint import load_checkpoint
+    from emomix_cli.config import to_dict
     from emomix_cli.ser import load_ser
 
     judge = load_ser(path)
     assert judge.emotions == ["angry", "happy", "neutral", "sad", "surprise"]
+    assert judge.metrics["test"]["ua"] >= 0.9  # measured on the test split it never trained on
+    demo_model = Path(judges.__file__).resolve().parents[1] / "assets" / "demo_model.pt"
+    conditioning = load_checkpoint(demo_model, "tts")["ser"]
+    assert conditioning["config"] != to_dict(judge.cfg)  # another network than the one inside the TTS
 
 
 # ---------------------------------------------------------------- the real models (slow)
@@ -178,5 +197,9 @@ def test_dnsmos_scores_a_demo_wav(tmp_path):
     if "dnsmos" in missing_extras():
         pytest.skip("speechmos not installed (pip install 'emomix[judges]')")
     wav, rate, _ = _demo_wav(tmp_path)
-    scores = judges.DNSMOS()(judges.resample(wav, rate, 16000))
-    assert 1.0 <= scores["p808"] <= 5.0 and 1.0 <= scores["ovrl"] <= 5.0
+    wav16 = judges.resample(wav, rate, 16000)
+    score = judges.DNSMOS()(wav16)["p808"]
+    from speechmos import dnsmos
+
+    assert 1.0 <= score <= 5.0  # the same number as speechmos' own (which also runs SIG/BAK/OVRL)
+    assert score == pytest.approx(dnsmos.run(wav16, 16000)["p808_mos"], abs=1e-4)

@@ -120,18 +120,18 @@ def segment_position(point, start, end, scale=None) -> float | None:
     """Where ``point`` projects on the line ``start`` -> ``end`` (0 at start, 1 at end).
 
     All three are feature vectors; ``scale`` (one positive number per feature, e.g. standard
-    deviations) divides each feature first, so features in different units weigh alike. None
-    when a vector has an undefined entry or the segment has zero length.
+    deviations) divides each feature first, so features in different units weigh alike. A
+    feature undefined (None/NaN) in any of the three is left out; None when no feature is left
+    or the segment has zero length.
     """
-    vectors = [np.asarray(v, dtype=float) for v in (point, start, end)]
+    vectors = [np.array([np.nan if x is None else x for x in v], dtype=float) for v in (point, start, end)]
     if scale is not None:
         vectors = [v / np.asarray(scale, dtype=float) for v in vectors]
-    p, s, e = vectors
-    if not all(np.all(np.isfinite(v)) for v in vectors):
-        return None
+    defined = np.all([np.isfinite(v) for v in vectors], axis=0)
+    p, s, e = (v[defined] for v in vectors)
     direction = e - s
     length2 = float(direction @ direction)
-    if length2 == 0.0:
+    if not defined.any() or length2 == 0.0:
         return None
     return float((p - s) @ direction / length2)
 

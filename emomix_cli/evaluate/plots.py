@@ -92,16 +92,18 @@ def plot_blends(blends: dict, path: Path) -> None:
 
 
 def plot_prosody(per_emotion: dict, path: Path) -> None:
-    """Synthesized vs ground truth per emotion: voiced fraction, F0, range, loudness, rate."""
+    """Synthesized vs ground truth (real audio, and its mel through the same vocoder) per
+    emotion: voiced fraction, F0 median and range, loudness, speaking rate."""
     keys = [("voiced_fraction", "voiced fraction"), ("f0_median", "F0 median (Hz)"),
             ("f0_range_st", "F0 range (st)"), ("loudness_db", "loudness (dB)"), ("rate", "phones/s")]  # fmt: skip
     emotions = list(per_emotion)
     figure, axes = _figure(3.0 * len(keys), 3.2, len(keys))
     x = np.arange(len(emotions))
     for axis, (key, title) in zip(axes, keys, strict=True):
-        for offset, side, label in ((-0.2, "synth", "synthesized"), (0.2, "gt", "ground truth")):
+        for offset, side, label in ((-0.27, "synth", "synthesized"), (0.0, "gt", "ground truth"),
+                                    (0.27, "gt_vocoded", "ground truth, vocoded")):
             values = [((per_emotion[e].get(side) or {}).get(key)) for e in emotions]
-            axis.bar(x + offset, [np.nan if v is None else v for v in values], width=0.4, label=label)
+            axis.bar(x + offset, [np.nan if v is None else v for v in values], width=0.27, label=label)
         axis.set_xticks(x, emotions, rotation=45, ha="right")
         axis.set_title(title)
     axes[0].legend(fontsize=7)

@@ -54,6 +54,10 @@ def _pair(synth, truth, spec: str = ".2f") -> str:
     return f"{_fmt(synth, spec)} / {_fmt(truth, spec)}"
 
 
+def _triple(synth, truth, copy, spec: str = ".2f") -> str:
+    return f"{_fmt(synth, spec)} / {_fmt(truth, spec)} / {_fmt(copy, spec)}"
+
+
 def _accuracy(classification: dict | None, emotion: str):
     return None if not classification else classification["accuracy"].get(emotion)
 
@@ -72,16 +76,17 @@ def print_report(report: dict, console=None) -> None:
     if note:
         console.print(f"[yellow]{note}[/]")
 
-    table = Table(title="judges per emotion: synthesized / ground truth")
+    table = Table(title="judges per emotion: synthesized / ground truth (real audio) / ground truth vocoded")
     for name in ("emotion", "voiced frac", "WER", "CER", "2nd-SER acc", "cond. SER acc*", "DNSMOS P.808"):
         table.add_column(name, justify="left" if name == "emotion" else "right")
     for emotion, row in report["per_emotion"].items():
-        synth, truth = row["synth"], row.get("gt") or {}
+        synth, truth, copy = row["synth"], row.get("gt") or {}, row.get("gt_vocoded") or {}
         table.add_row(
-            emotion, _pair(synth["voiced_fraction"], truth.get("voiced_fraction")),
+            emotion, _triple(synth["voiced_fraction"], truth.get("voiced_fraction"), copy.get("voiced_fraction")),
             _pair(synth["wer"], truth.get("wer")), _pair(synth["cer"], truth.get("cer")),
-            _pair(_accuracy(report.get("judge_classification"), emotion),
-                  _accuracy(gt.get("judge_classification"), emotion)),
+            _triple(_accuracy(report.get("judge_classification"), emotion),
+                    _accuracy(gt.get("judge_classification"), emotion),
+                    _accuracy(gt.get("vocoded_judge_classification"), emotion)),
             _pair(_accuracy(report["classification"], emotion), _accuracy(gt.get("classification"), emotion)),
             _pair(synth["p808"], truth.get("p808")),
         )  # fmt: skip
@@ -89,7 +94,8 @@ def print_report(report: dict, console=None) -> None:
     judged, cond = report.get("judge_classification") or {}, report["classification"] or {}
     table.add_row("all / UA", "", _pair((asr.get("synth") or {}).get("wer"), (asr.get("gt") or {}).get("wer")),
                   _pair((asr.get("synth") or {}).get("cer"), (asr.get("gt") or {}).get("cer")),
-                  _pair(judged.get("mean_accuracy"), (gt.get("judge_classification") or {}).get("mean_accuracy")),
+                  _triple(judged.get("mean_accuracy"), (gt.get("judge_classification") or {}).get("mean_accuracy"),
+                          (gt.get("vocoded_judge_classification") or {}).get("mean_accuracy")),
                   _pair(cond.get("mean_accuracy"), (gt.get("classification") or {}).get("mean_accuracy")), "")  # fmt: skip
     console.print(table)
     console.print("* conditioning SER (not independent): the SER the TTS was trained with")

@@ -28,6 +28,7 @@ from . import DEFAULT_MAX_SENTENCES, DEFAULT_SPLIT, SPLITS, scoring
 from .bar import quality_bar
 from .judges import (
     Judges,
+    default_judge_ser,
     load_judges,
     measure_prosody,
     naturalness,
@@ -209,9 +210,9 @@ def run_eval(
     ``options``: one :class:`~emomix_cli.synthesis.SynthesisOptions` for every utterance (its
     seed is offset per sentence, its speaker set per sentence). ``ser_path`` None: the SER
     embedded in the model scores as the conditioning SER. ``judge_ser``: the independent SER
-    (default ``recipes/demo/judge_ser.pt`` when present). ``judges``: a ready panel (tests pass
-    stand-ins); default :func:`~.judges.load_judges`. ``vocoder``: a name, a vocoder object, or
-    None for HiFi-GAN UNIVERSAL_V1. Runs ``max_sentences × (E + 3(E−1) + (E−1)(E−2))``
+    (default: :func:`~.judges.default_judge_ser`, the demo's for the demo corpus). ``judges``:
+    a ready panel (tests pass stand-ins); default :func:`~.judges.load_judges`. ``vocoder``: a
+    name, a vocoder object, or None for HiFi-GAN UNIVERSAL_V1. Runs ``max_sentences × (E + 3(E−1) + (E−1)(E−2))``
     syntheses.
     """
     from ..datasets import FeatureStore
@@ -225,7 +226,8 @@ def run_eval(
     bundle, ser = _load_models(model_path, ser_path, device)
     options = (options or SynthesisOptions()).resolve(bundle)
     store = FeatureStore(features) if features is not None else None
-    judges = judges if judges is not None else load_judges(judge_ser, device)
+    if judges is None:
+        judges = load_judges(judge_ser or default_judge_ser(features, model_path), device)
     vocode, vocoder_name = _vocoder(vocoder, vocoder_checkpoint, bundle, device)
     sentences = choose_sentences(store, bundle, split, max_sentences)
     emotions, columns = list(bundle.emotions), list(ser.emotions)
@@ -254,7 +256,8 @@ def run_eval(
     for record, (label, i), p in zip(records, keys, score_mels(ser, scored), strict=True):
         record.update(label=label, i=i, cond=p)
     by_key = dict(zip(keys, records, strict=True))
-    truth = _judge_ground_truth(store, sentences, emotions, split, max_sentences, ser, judges, progress)
+    truth, copies = _judge_ground_truth(store, sentences, emotions, split, max_sentences, ser, judges,
+                                        vocode, progress)  # fmt: skip
 
     judge_columns = list(judges.ser.emotions) if judges.ser is not None else None
     scale = scoring.prosody_scale(records)
@@ -272,7 +275,7 @@ def run_eval(
         "emotions": emotions, "ser_emotions": columns, "judge_ser_emotions": judge_columns,
         "classification": scoring.classify(records, "cond", emotions, columns),
         "judge_classification": scoring.classify(records, "judge", emotions, judge_columns),
-        "per_emotion": scoring.per_emotion(records, truth, emotions),
+        "per_emotion": scoring.per_emotion(records, truth, emotions, copies),
         "intelligibility": {"synth": scoring.pooled_asr([r for r in records if r["label"] in emotions]),
                             "gt": scoring.pooled_asr(truth) if truth else None},
         "intensity": scoring.intensity(by_key, n, emotions, columns, judge_columns, scale),
@@ -281,6 +284,8 @@ def run_eval(
         "ground_truth": None if not truth else {
             "classification": scoring.classify(truth, "cond", emotions, columns, key="emotion"),
             "judge_classification": scoring.classify(truth, "judge", emotions, judge_columns, key="emotion"),
+            "vocoded_judge_classification": scoring.classify(copies, "judge", emotions, judge_columns,
+                                                             key="emotion"),
             "n": len(truth),
         },
         "transcripts": [{"label": r["label"], "i": r["i"], "ref": r["ref"], "hyp": r["hyp"]}
@@ -297,28 +302,36 @@ def run_eval(
     return write_outputs(Path(out_dir), report, samples, rate)
 
 
-def _judge_ground_truth(store, sentences, emotions, split, limit, ser, judges, progress) -> list[dict]:
-    """Records of the real recordings: conditioning SER on the stored mels, the independent
-    judges on the wavs (when the store still points at them)."""
+def _judge_ground_truth(store, sentences, emotions, split, limit, ser, judges, vocode, progress):
+    """(records of the real recordings, records of their stored mels through the vocoder).
+
+    Real audio: the conditioning SER on the stored mels, the independent judges on the wavs
+    (when the store still points at them). Copy synthesis (the stored mel vocoded): prosody and
+    the second SER only, to tell the vocoder's share of a gap from the acoustic model's.
+    """
     if store is None:
-        return []
+        return [], []
     from ..audio import load_wav
 
     items = ground_truth_items(store, sentences, emotions, split, limit)
     if not items:
-        return []
-    probs = score_mels(ser, [torch.from_numpy(store.mel(item["id"])) for item in items])
+        return [], []
+    mels = [torch.from_numpy(store.mel(item["id"])) for item in items]
+    probs = score_mels(ser, mels)
     records = []
-    with_audio = [(item, _wav_path(store.root, item.get("wav", ""))) for item in items]
-    heard = [(item, path) for item, path in with_audio if path is not None]
+    heard = [(item, path) for item in items if (path := _wav_path(store.root, item.get("wav", ""))) is not None]
     wavs = [load_wav(path, store.audio) for _, path in heard]
+    phones = [count_phones(item["phonemes"]) for item in items]
     listened = dict(zip([item["id"] for item, _ in heard],
-                        listen(judges, wavs, store.audio.sample_rate,
-                               [count_phones(item["phonemes"]) for item, _ in heard],
+                        listen(judges, wavs, store.audio.sample_rate, [count_phones(i["phonemes"]) for i, _ in heard],
                                [item["text"] for item, _ in heard], progress, "ground truth"),
                         strict=True))  # fmt: skip
     for item, p in zip(items, probs, strict=True):
         record = listened.get(item["id"]) or {"judge": None, "hyp": None, "ref": None, "mos": None, "prosody": {}}
         record.update(label=item["emotion"], emotion=item["emotion"], i=None, cond=p, id=item["id"])
         records.append(record)
-    return records
+    copies = listen(judges, vocode_mels(vocode, mels, progress=progress), vocode.sample_rate, phones,
+                    [None] * len(items), progress, "vocoded ground truth")  # fmt: skip
+    for record, item, p in zip(copies, items, probs, strict=True):
+        record.update(label=item["emotion"], emotion=item["emotion"], i=None, cond=p, id=item["id"])
+    return records, copies

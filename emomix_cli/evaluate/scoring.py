@@ -77,22 +77,24 @@ def classify(records: list[dict], field: str, emotions: list[str], columns: list
     return classification(np.stack([r[field] for r in chosen]), [r[key] for r in chosen], emotions, columns)
 
 
-def per_emotion(synth: list[dict], truth: list[dict], emotions: list[str]) -> dict:
-    """Voicing, prosody, WER/CER and DNSMOS per emotion: synthesized vs ground truth."""
+def per_emotion(synth: list[dict], truth: list[dict], emotions: list[str],
+                copies: list[dict] | None = None) -> dict:
+    """Voicing, prosody, WER/CER and DNSMOS per emotion: synthesized, ground truth (real audio)
+    and, when given, the copy synthesis (the real mels through the same vocoder)."""
 
     def summary(rows: list[dict]) -> dict:
         out = {key: _mean(r["prosody"].get(key) for r in rows) for key in PROSODY_KEYS}
         asr = [r for r in rows if r.get("hyp") is not None]
         out.update(wer_cer([r["ref"] for r in asr], [r["hyp"] for r in asr]) if asr
                    else {"wer": None, "cer": None})  # fmt: skip
-        for key in ("p808", "ovrl"):
-            out[key] = _mean((r.get("mos") or {}).get(key) for r in rows)
+        out["p808"] = _mean((r.get("mos") or {}).get("p808") for r in rows)
         out["n"] = len(rows)
         return out
 
     return {
         e: {"synth": summary([r for r in synth if r["label"] == e]),
-            "gt": summary([r for r in truth if r["emotion"] == e]) if truth else None}
+            "gt": summary([r for r in truth if r["emotion"] == e]) if truth else None,
+            "gt_vocoded": summary([r for r in copies if r["emotion"] == e]) if copies else None}
         for e in emotions
     }  # fmt: skip
 
