@@ -12,5 +12,5 @@ mkdir -p runs/demo/ser
 [ -f runs/demo/ser/ser.pt ] || $py -c "from emomix_cli.tts import unpack_conditioning as u; u('$init', 'runs/demo/ser/ser.pt', 'runs/demo/prototypes.pt')"
 start=(--init-from "$init"); [ -f "$run_dir/last.pt" ] && start=(--resume "$run_dir/last.pt")
 $emomix train tts --config recipes/demo/tts.yaml --device cpu "${start[@]}" \
-  out_size=64 model.cond_dropout=0.15 train.lr=0.0002 train.max_minutes="${MINUTES:-150}" \
+  out_size=64 model.cond_dropout=0.15 train.lr=${LR:-0.0001} train.max_minutes="${MINUTES:-150}" \
   train.ckpt_every=200 train.val_every=0 train.log_every=50 run_dir="$run_dir"
