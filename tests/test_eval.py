@@ -289,6 +289,11 @@ def test_run_eval_end_to_end(tmp_path, tiny_store):
     assert "0.000" in wer_line and "n/a" in wer_line  # WER 0 measured, no ground-truth audio
     assert text.count("PASS") + text.count("FAIL") + text.count("n/a") >= len(report["bar"])
 
+    missing = {**report, "config": {**report["config"], "missing_judges": {"whisper": ["jiwer"]}}}
+    buffer = io.StringIO()
+    print_report(missing, Console(file=buffer, width=250))
+    assert "pip install 'emomix[judges]'" in buffer.getvalue()  # not eaten as rich markup
+
 
 def test_run_eval_encoder_condition_changes_only_the_mixes(tmp_path, tiny_store, monkeypatch):
     import emomix_cli.evaluate.report as report_module

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from rich.markup import escape
 
 from ..audio import save_wav
 from ..config import atomic_write_text
@@ -74,7 +75,7 @@ def print_report(report: dict, console=None) -> None:
                   f"emotion judged by the second SER {config['judge_ser'] or '(none: pass --judge-ser)'}")  # fmt: skip
     note = missing_note(config.get("missing_judges") or {})
     if note:
-        console.print(f"[yellow]{note}[/]")
+        console.print(f"[yellow]{escape(note)}[/]")  # escape: the hint holds [judges]
 
     table = Table(title="judges per emotion: synthesized / ground truth (real audio) / ground truth vocoded")
     for name in ("emotion", "voiced frac", "WER", "CER", "2nd-SER acc", "cond. SER acc*", "DNSMOS P.808"):
