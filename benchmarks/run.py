@@ -27,6 +27,7 @@ def jobs(device: str, quick: bool) -> list[tuple[str, list[str]]]:
     repeats = ["--repeats", "1" if quick else "3"]
     listed = [
         ("decoder", ["bench_decoder.py", *repeats, *(["--dims", "24"] if quick else [])]),
+        ("mish", ["bench_mish.py", "--repeats", "3" if quick else "9"]),
         ("synthesis", ["bench_synthesis.py", "--model", str(DEMO_MODEL), *repeats,
                        *(["--steps", "10"] if quick else [])]),
         ("vocoder", ["bench_vocoder.py", *repeats]),

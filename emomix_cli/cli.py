@@ -295,6 +295,7 @@ def evaluate(
     guidance: Annotated[float | None, typer.Option(min=0.0, help="Guidance w (default: the model's).")] = None,
     encoder_condition: Annotated[str | None, typer.Option(help="weighted | base | neutral (default: the model's).")] = None,
     max_sentences: Annotated[int, typer.Option(min=1, help="Sentences of the split.")] = EVAL_MAX_SENTENCES,
+    guidance_sweep: Annotated[str | None, typer.Option(help="Guidance levels to judge, e.g. 1,2,3, or off (default: 1,2,3 for models trained with condition dropout).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     vocoder: Annotated[str, typer.Option(help="hifigan (UNIVERSAL_V1) | griffinlim (voicing not judged)")] = "hifigan",
     vocoder_checkpoint: Annotated[Path | None, typer.Option(help="Another HiFi-GAN generator checkpoint.")] = None,
@@ -307,6 +308,7 @@ def evaluate(
     a second SER, DNSMOS) against the real audio of the same sentences; check the quality bar."""
     from .evaluate import print_report, run_eval
     from .evaluate.judges import default_judge_ser, load_judges
+    from .evaluate.run import parse_guidance_levels
     from .synthesis import SynthesisOptions
 
     if threads:
@@ -315,12 +317,13 @@ def evaluate(
         torch.set_num_threads(threads)
     options = SynthesisOptions(steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
                                guidance=guidance, encoder_condition=encoder_condition, seed=seed)
+    levels = parse_guidance_levels(guidance_sweep)
     model = model or default_model()
     judge_ser = judge_ser or default_judge_ser(features, model)
     judges = load_judges(judge_ser, device, asr=whisper, dnsmos=dnsmos, threads=threads)
     report = run_eval(model, ser, out, features=features, split=split, options=options,
                       max_sentences=max_sentences, vocoder=vocoder, vocoder_checkpoint=vocoder_checkpoint,
-                      judges=judges, device=device)
+                      judges=judges, guidance_levels=levels, device=device)
     print_report(report)
     console.print(f"[green]report:[/] {out / 'report.json'}")
 

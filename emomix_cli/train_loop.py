@@ -245,6 +245,7 @@ class _Window:
 
     def reset(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
         self.steps = 0
         self.start = time.perf_counter()
 
@@ -252,12 +253,14 @@ class _Window:
         for key, value in outputs.items():
             if torch.is_tensor(value) and value.numel() == 1:
                 self.sums[key] = self.sums.get(key, 0.0) + value.detach().float()
+                self.counts[key] = self.counts.get(key, 0) + 1
         self.steps += 1
 
     def means(self) -> dict[str, float]:
-        """Mean of every output, plus ``steps_per_s`` over the window."""
+        """Mean of every output over the steps that returned it (a step may leave a term out,
+        e.g. the TTS style loss with ``style_every > 1``), plus ``steps_per_s`` over the window."""
         elapsed = time.perf_counter() - self.start
-        means = {k: float(v) / self.steps for k, v in self.sums.items()}
+        means = {k: float(v) / self.counts[k] for k, v in self.sums.items()}
         means["steps_per_s"] = self.steps / max(elapsed, 1e-9)
         return means
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from emomix_cli.tts.unet import GradLogPEstimator2d
@@ -43,3 +44,33 @@ def test_run_all_lists_every_benchmark_and_rejects_unknown_names():
         assert f"## {name}:" in listed
     bad = subprocess.run([sys.executable, BENCHMARKS / "run.py", "--only", "nope"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown benchmark" in bad.stderr
+
+
+def test_train_step_profile_times_every_phase_of_a_real_step():
+    profile = _load("profile_train_step")
+    run = profile.Profiled(profile.config(out_size=16, dec_dim=8), batch_size=2)
+    phases = run.step()
+    keys = [key for key, _ in profile.PHASES]
+    assert sorted(phases) == sorted([*keys, "total"])
+    assert sum(phases[k] for k in keys) == pytest.approx(phases["total"])
+    assert all(phases[k] > 0 for k in keys if k != "other")  # every hook and boundary fired
+    assert phases["bw_dec"] > phases["bw_glue1"] and phases["bw_dec"] > phases["bw_glue2"]
+    no_style = run.step(with_style=False)
+    assert no_style["ser_fake"] == no_style["bw_style"] == 0.0 and no_style["bw_dec"] > 0
+
+
+def test_train_step_profile_times_fast_and_native_mish_twins():
+    from emomix_cli.tts.unet import Mish
+
+    profile = _load("profile_train_step")
+    args = type("Args", (), {"batch": 2, "steps": 1})()
+    fast, native = profile.measure_mish_pair(out_size=16, dec_dim=8, args=args)
+    assert fast["total"] > 0 and native["total"] > 0 and fast["params_M"] == native["params_M"]
+    assert Mish.native_training is False  # the switch is restored after each step
+
+
+def test_mish_benchmark_errors_are_float_rounding():
+    from emomix_cli.tts.unet import FastMish
+
+    value, gradient = _load("bench_mish").errors(FastMish.apply)
+    assert value < 2e-6 and gradient < 1e-6

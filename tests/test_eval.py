@@ -28,8 +28,9 @@ from emomix_cli.evaluate import (
     unweighted_accuracy,
     weighted_accuracy,
 )
-from emomix_cli.evaluate.metrics import ranks
-from emomix_cli.evaluate.scoring import blends, conditions, intensity
+from emomix_cli.evaluate.metrics import ranks, scaled_distance
+from emomix_cli.evaluate.run import parse_guidance_levels
+from emomix_cli.evaluate.scoring import blends, conditions, guidance, intensity
 from emomix_cli.synthesis import SynthesisOptions
 
 ROWS = ["angry", "neutral", "sad"]
@@ -196,8 +197,61 @@ def test_quality_bar_without_judges_is_not_applicable():
     assert bar["voiced fraction angry ≥ 0.8×GT"]["passed"] is None  # never judged on Griffin-Lim
 
 
+def test_scaled_distance_by_hand():
+    assert scaled_distance([3, 4], [0, 0]) == pytest.approx(5.0)
+    assert scaled_distance([30, 4], [0, 0], scale=[10, 1]) == pytest.approx(5.0)  # 30/10 = 3
+    assert scaled_distance([3, None], [0, 7]) == pytest.approx(3.0)  # undefined features left out
+    assert scaled_distance([None], [1]) is None
+
+
+def test_guidance_distance_wer_and_voicing_by_hand():
+    def rec(label, f0, hyp="one two", voiced=0.5):
+        return {"label": label, "prosody": {"f0_median": f0, "f0_range_st": 2, "loudness_db": -20, "rate": 10,
+                                            "voiced_fraction": voiced}, "ref": "one two", "hyp": hyp}  # fmt: skip
+
+    main = {("neutral", 0): rec("neutral", 100), ("angry", 0): rec("angry", 110), ("sad", 0): rec("sad", 95)}
+    sweep = {(2.0, "neutral", 0): rec("neutral", 100, voiced=0.8), (2.0, "angry", 0): rec("angry", 130, "one"),
+             (2.0, "sad", 0): rec("sad", 85)}  # fmt: skip
+    out = guidance(main, sweep, [1.0, 2.0], 1.0, 1, ["angry", "neutral", "sad"], [10.0, 1, 1, 1])
+    first, second = out["rows"]
+    assert out["reference_w"] == 1.0 and first["w"] == 1.0 and second["w"] == 2.0
+    # F0 distance from the main run's Neutral (100 Hz), scaled by 10 Hz
+    assert first["distance"] == {"angry": pytest.approx(1.0), "sad": pytest.approx(0.5)}
+    assert second["distance"] == {"angry": pytest.approx(3.0), "sad": pytest.approx(1.5)}
+    assert first["mean_distance"] == pytest.approx(0.75) and second["mean_distance"] == pytest.approx(2.25)
+    assert first["wer"] == 0.0 and second["wer"] == pytest.approx(1 / 6)  # one word lost of 3 x 2
+    assert second["voiced_fraction"] == pytest.approx(0.6)
+    assert first["judge_accuracy"] is None  # no judge columns given
+    columns = ["angry", "neutral", "sad"]
+    for record in [*main.values(), *sweep.values()]:
+        record["judge"] = np.eye(3)[columns.index(record["label"])]
+    sweep[2.0, "sad", 0]["judge"] = np.eye(3)[0]  # heard as angry at w = 2
+    out = guidance(main, sweep, [1.0, 2.0], 1.0, 1, columns, [10.0, 1, 1, 1], judge_columns=columns)
+    assert [row["judge_accuracy"] for row in out["rows"]] == [pytest.approx(1.0), pytest.approx(2 / 3)]
+
+
+def test_quality_bar_guidance_lines():
+    sweep = {"rows": [{"w": 1.0, "mean_distance": 1.0, "wer": 0.2}, {"w": 2.0, "mean_distance": 1.5, "wer": 0.28},
+                      {"w": 3.0, "mean_distance": 0.9, "wer": 0.35}]}  # fmt: skip
+    bar = _bar_report(guidance=sweep)  # ground-truth WER 0.20 -> guided threshold 0.30
+    assert bar["guidance w=2: prosody further from Neutral than at w=1"]["passed"] is True
+    assert bar["guidance w=3: prosody further from Neutral than at w=1"]["passed"] is False
+    assert bar["guidance w=2: Whisper WER ≤ GT + 0.1"]["passed"] is True
+    assert bar["guidance w=3: Whisper WER ≤ GT + 0.1"]["threshold"] == pytest.approx(0.3)
+    assert bar["guidance w=3: Whisper WER ≤ GT + 0.1"]["passed"] is False
+    assert not any(k.startswith("guidance") for k in _bar_report())  # no sweep, no lines
+
+
+def test_parse_guidance_levels():
+    assert parse_guidance_levels(None) is None
+    assert parse_guidance_levels("off") == [] and parse_guidance_levels("") == []
+    assert parse_guidance_levels("1, 2,3") == [1.0, 2.0, 3.0]
+    with pytest.raises(EmomixError, match="comma-separated numbers"):
+        parse_guidance_levels("1;2")
+
+
 # ---------------------------------------------------------------- end to end
-def _tiny_models(tmp_path, emotions=("angry", "neutral", "sad")):
+def _tiny_models(tmp_path, emotions=("angry", "neutral", "sad"), cond_dropout=0.0):
     from emomix_cli.ser.model import SER, SERConfig
     from emomix_cli.ser.train import ser_payload
     from emomix_cli.text import default_symbol_table
@@ -210,7 +264,7 @@ def _tiny_models(tmp_path, emotions=("angry", "neutral", "sad")):
     symbols = default_symbol_table()
     cfg = TTSConfig(n_vocab=len(symbols), emotion_dim=8, n_speakers=2, spk_emb_dim=4, emo_emb_dim=4,
                     n_enc_channels=16, filter_channels=32, filter_channels_dp=16, n_enc_layers=1,
-                    dec_dim=8, dim_mults=(1, 2))  # fmt: skip
+                    dec_dim=8, dim_mults=(1, 2), cond_dropout=cond_dropout)  # fmt: skip
     model = EmoMixTTS(cfg)
     payload = {
         "config": to_dict(cfg), "audio": to_dict(AudioConfig()), "symbols": symbols.to_dict(),
@@ -272,6 +326,7 @@ def test_run_eval_end_to_end(tmp_path, tiny_store):
     assert intensity["prosody_curves"]["angry"][-1] == pytest.approx(1.0)
     assert [(p["major"], p["minor"]) for p in report["blends"]["pairs"]] == [("angry", "sad"), ("sad", "angry")]
     assert report["timing"]["utterances"] == 2 * (3 + 2 * 3 + 2)
+    assert report["guidance"] is None  # trained without condition dropout: no sweep
     assert set(report["timing"]["judge_s_per_utterance"]) == {"pyin", "second_ser", "whisper", "dnsmos"}
     for name in ("report.json", "confusion.png", "intensity.png", "blends.png", "prosody.png"):
         assert (out / name).stat().st_size > 0
@@ -326,6 +381,33 @@ def test_run_eval_rejects_bad_input(tmp_path):
         run_eval(model, ser, tmp_path / "e", split="train", **kwargs)
     with pytest.raises(EmomixError, match="not an emomix feature store"):
         run_eval(model, ser, tmp_path / "e", features=tmp_path / "nowhere", **kwargs)
+
+
+def test_run_eval_guidance_sweep(tmp_path, tiny_store, monkeypatch):
+    import emomix_cli.evaluate.report as report_module
+
+    for name in ("plot_confusion", "plot_intensity", "plot_blends", "plot_prosody"):
+        monkeypatch.setattr(report_module, name, lambda *args: None)
+    model, ser = _tiny_models(tmp_path, cond_dropout=0.2)
+    out = tmp_path / "eval"
+    report = run_eval(model, ser, out, features=tiny_store, max_sentences=1, progress=False,
+                      options=SynthesisOptions(steps=2), vocoder=ToneVocoder(), judges=fake_judges())  # fmt: skip
+    rows = report["guidance"]["rows"]
+    assert [row["w"] for row in rows] == [1.0, 2.0, 3.0] and report["guidance"]["reference_w"] == 1.0
+    assert rows[0]["wer"] == 0.0 and set(rows[0]["distance"]) == {"angry", "sad"}
+    assert rows[1]["distance"]["angry"] != pytest.approx(rows[0]["distance"]["angry"])  # w changed the audio
+    assert "guidance w=3: prosody further from Neutral than at w=1" in {line["check"] for line in report["bar"]}
+    assert (out / "guidance.png").stat().st_size > 0
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    print_report(report, Console(file=buffer, width=250))
+    assert "guidance: prosody distance from Neutral" in buffer.getvalue()
+
+    plain, _ = _tiny_models(tmp_path / "plain")
+    with pytest.raises(EmomixError, match="condition dropout"):
+        run_eval(plain, ser, tmp_path / "e", max_sentences=1, progress=False, options=SynthesisOptions(steps=1),
+                 vocoder=ToneVocoder(), judges=fake_judges(), guidance_levels=[1, 2])  # fmt: skip
 
 
 def test_one_default_for_max_sentences():

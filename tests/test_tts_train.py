@@ -113,8 +113,8 @@ def test_style_loss_weight_zero_items_do_not_count():
     mask = torch.ones(2, 1, 16)
     fake = target.clone()
     fake[1] += 5.0  # only item 1 differs
-    assert float(style_loss(ser, fake, target, mask, weight=torch.tensor([1.0, 0.0]))) == 0.0
-    assert float(style_loss(ser, fake, target, mask, weight=torch.tensor([0.0, 1.0]))) > 0.0
+    assert float(style_loss(ser, fake, target, mask, weight=torch.tensor([1.0, 0.0])).detach()) == 0.0
+    assert float(style_loss(ser, fake, target, mask, weight=torch.tensor([0.0, 1.0])).detach()) > 0.0
 
 
 # ---------------------------------------------------------------- caches
@@ -370,9 +370,67 @@ def test_shipped_copy_has_fp16_weights_and_loads_as_fp32(tmp_path, tiny_store, s
         assert torch.allclose(value, full.state_dict()[key], atol=1e-2, rtol=1e-2)
 
 
+def test_export_takes_the_ema_or_raw_weights_of_a_last_pt(tmp_path, tiny_store, ser_path):
+    source = train_tts(write_config(tmp_path, tiny_store, ser_path, steps=2))
+    last = source.parent / "last.pt"
+    state = load_checkpoint(last, "train-state")
+    for key, kwargs in (("ema", {"ema_from": last}), ("model", {"raw_from": last})):
+        blob = load_checkpoint(export_for_shipping(source, tmp_path / f"{key}.pt", half=False, **kwargs), "tts")
+        assert all(torch.equal(blob["state_dict"][k], v) for k, v in state[key].items())
+    with pytest.raises(EmomixError, match="not both"):
+        export_for_shipping(source, tmp_path / "x.pt", raw_from=last, ema_from=last)
+    other = save_checkpoint(tmp_path / "other_last.pt", "train-state",
+                            {**state, "ema": dict(list(state["ema"].items())[1:])})  # a tensor short
+    with pytest.raises(EmomixError, match="holds no ema weights"):
+        export_for_shipping(source, tmp_path / "x.pt", ema_from=other)
+
+
 def test_load_tts_rejects_a_checkpoint_of_another_kind(ser_path):
     with pytest.raises(EmomixError, match="'ser' checkpoint"):
         load_tts(ser_path)
+
+
+def _count_training_style_losses(monkeypatch) -> list[int]:
+    """Patch ``style_loss`` to count its calls in training steps (grad on; validation has none)."""
+    import emomix_cli.tts.train as tts_train
+
+    calls = []
+
+    def counting(*args, **kwargs):
+        if torch.is_grad_enabled():
+            calls.append(1)
+        return style_loss(*args, **kwargs)
+
+    monkeypatch.setattr(tts_train, "style_loss", counting)
+    return calls
+
+
+def test_style_every_is_validated(tmp_path, tiny_store, ser_path):
+    with pytest.raises(EmomixError, match="style_every must be ≥ 1"):
+        train_tts(write_config(tmp_path, tiny_store, ser_path, style_every=0))
+
+
+def test_style_every_2_runs_the_style_loss_on_half_of_the_steps(tmp_path, tiny_store, ser_path,
+                                                               monkeypatch):
+    calls = _count_training_style_losses(monkeypatch)
+    train_tts(write_config(tmp_path, tiny_store, ser_path, steps=4, style_every=2))
+    assert len(calls) == 2  # steps 0 and 2
+    logged = [line.split()[3] for line in (tmp_path / "run" / "train.log").read_text().splitlines()
+              if line.split()[2] == "step" and "style_loss" in line.split()]
+    assert logged == ["1", "3"]  # the log's step numbers count from 1; skipped steps log no style
+    assert all(math.isfinite(v) for v in _log_values(tmp_path / "run", "loss"))
+
+
+def test_style_every_keeps_its_schedule_across_a_resume(tmp_path, tiny_store, ser_path,
+                                                        monkeypatch):
+    calls = _count_training_style_losses(monkeypatch)
+    train_tts(write_config(tmp_path, tiny_store, ser_path, name="split", steps=1, style_every=2))
+    assert len(calls) == 1  # step 0
+    calls.clear()
+    shared = {"prototypes": str(tmp_path / "split" / "prototypes.pt"), "style_every": 2}
+    train_tts(write_config(tmp_path, tiny_store, ser_path, name="split", steps=4, **shared),
+              resume=tmp_path / "split" / "last.pt")
+    assert len(calls) == 1  # steps 1, 2, 3: only step 2 (a fresh count would pick 1 and 3)
 
 
 def test_unknown_config_key_is_rejected_by_name(tmp_path, tiny_store, ser_path):

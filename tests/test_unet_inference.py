@@ -3,6 +3,7 @@
 import torch
 
 from emomix_cli.tts.unet import (
+    FastMish,
     GradLogPEstimator2d,
     LinearAttention,
     MaskedGroupNorm,
@@ -68,7 +69,48 @@ def test_inference_mish_matches_the_definition():
     assert (fast.double() - exact).abs().max() < 1e-5
     with torch.no_grad():
         assert torch.equal(Mish()(x), fast)
-    assert torch.equal(Mish()(x), torch.nn.functional.mish(x))  # autograd on: the native op
+    assert torch.equal(Mish()(x[:100]), torch.nn.functional.mish(x[:100]))  # small: the native op
+    assert torch.allclose(Mish()(x), torch.nn.functional.mish(x), atol=2e-6, rtol=0)  # FastMish
+
+
+def test_training_mish_matches_f_mish_forward_and_backward():
+    torch.manual_seed(0)
+    small = (torch.randn(2, 3, 4, 5, dtype=torch.float64) * 4).requires_grad_()
+    assert torch.autograd.gradcheck(FastMish.apply, (small,))
+    extremes = torch.tensor([-1e30, -1e4, -104.0, -88.0, -80.0, 0.0, 19.9, 20.0, 20.1, 80.0, 88.0, 1e4, 1e30])
+    x = torch.cat([torch.linspace(-30, 30, 60001), extremes])
+    ours_x, native_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours, native = FastMish.apply(ours_x), torch.nn.functional.mish(native_x)
+    upstream = torch.randn(x.shape)
+    ours.backward(upstream)
+    native.backward(upstream)
+    assert torch.isfinite(ours).all() and torch.isfinite(ours_x.grad).all()
+    assert (ours - native).abs().max() < 2e-6  # values up to 30: a few ulps; F.mish's own error ~1e-6
+    assert (ours_x.grad - native_x.grad).abs().max() < 5e-6
+    exact = x.double().requires_grad_()
+    reference = exact * torch.tanh(torch.nn.functional.softplus(exact))
+    reference.backward(upstream.double())
+    assert (ours_x.grad.double() - exact.grad).abs().max() < 1e-6
+    assert torch.equal(ours[-3:], x[-3:]) and torch.equal(ours_x.grad[-3:], upstream[-3:])
+
+
+def test_estimator_takes_fast_mish_in_training_with_native_gradients():
+    torch.manual_seed(0)
+    net = GradLogPEstimator2d(dim=8, dim_mults=(1, 2), groups=4, spk_emb_dim=4, emo_emb_dim=4, n_feats=16)
+    args = (torch.randn(4, 16, 64), torch.ones(4, 1, 64), torch.randn(4, 16, 64), torch.rand(4),
+            torch.randn(4, 4), torch.randn(4, 4))
+    args[1][0, ..., 50:] = 0
+    grads = []
+    for native in (False, True):
+        Mish.native_training = native
+        try:
+            net.zero_grad()
+            net(*args).square().sum().backward()
+        finally:
+            Mish.native_training = False
+        grads.append([p.grad.clone() for p in net.parameters()])
+    for fast, reference in zip(*grads, strict=True):
+        assert (fast - reference).abs().max() <= 1e-4 * reference.abs().max()  # float32 rounding
 
 
 def test_associative_attention_equals_the_official_computation():

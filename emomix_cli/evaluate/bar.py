@@ -11,6 +11,7 @@ WER_MARGIN = 0.05  # Whisper WER <= ground truth + 0.05
 SER_MEAN, SER_EACH = 0.8, 0.6  # second-SER accuracy: mean and every emotion
 RHO_MIN = 0.9  # intensity Spearman rho per emotion
 BETWEEN_MIN = 0.8  # blends strictly between their parents in >= 80 % of pair x sentence
+GUIDED_WER_MARGIN = 0.1  # at w = 2, 3: Whisper WER <= ground truth + 0.1
 
 
 def _line(check: str, value, threshold, passed: bool | None, note: str = "") -> dict:
@@ -70,4 +71,24 @@ def quality_bar(report: dict) -> list[dict]:
             share = sum(flags) / len(flags)
             lines.append(_line("blend parents' second-SER posterior > Neutral's", share, 1.0,
                                bool(all(flags)), f"{sum(flags)}/{len(flags)} pairs"))
+    lines += _guidance_lines(report.get("guidance"), gt_wer)
+    return lines
+
+
+def _guidance_lines(sweep: dict | None, gt_wer) -> list[dict]:
+    """Guidance w > 1 moves the prosody further from Neutral than w = 1, with WER <= GT + 0.1."""
+    rows = {row["w"]: row for row in (sweep or {}).get("rows", [])}
+    base = rows.get(1.0)
+    if base is None:
+        return []
+    lines = []
+    threshold = None if gt_wer is None else gt_wer + GUIDED_WER_MARGIN
+    for w, row in sorted(rows.items()):
+        if w <= 1.0:
+            continue
+        further = None if None in (row["mean_distance"], base["mean_distance"]) else row["mean_distance"] > base["mean_distance"]
+        lines.append(_line(f"guidance w={w:g}: prosody further from Neutral than at w=1", row["mean_distance"],
+                           base["mean_distance"], further, "mean scaled distance"))
+        lines.append(_line(f"guidance w={w:g}: Whisper WER ≤ GT + {GUIDED_WER_MARGIN:g}", row["wer"], threshold,
+                           None if row["wer"] is None or threshold is None else bool(row["wer"] <= threshold)))
     return lines

@@ -136,6 +136,20 @@ def segment_position(point, start, end, scale=None) -> float | None:
     return float((p - s) @ direction / length2)
 
 
+def scaled_distance(point, reference, scale=None) -> float | None:
+    """Euclidean distance between two feature vectors, each feature divided by ``scale`` first.
+
+    Features undefined (None/NaN) in either vector are left out; None when none is left.
+    """
+    vectors = [np.array([np.nan if x is None else x for x in v], dtype=float) for v in (point, reference)]
+    if scale is not None:
+        vectors = [v / np.asarray(scale, dtype=float) for v in vectors]
+    defined = np.isfinite(vectors[0]) & np.isfinite(vectors[1])
+    if not defined.any():
+        return None
+    return float(np.linalg.norm(vectors[0][defined] - vectors[1][defined]))
+
+
 def strictly_between(position: float | None, margin: float = 0.05) -> bool:
     """True when a segment position lies in (margin, 1 - margin)."""
     return position is not None and margin < position < 1.0 - margin

@@ -108,3 +108,20 @@ def plot_prosody(per_emotion: dict, path: Path) -> None:
         axis.set_title(title)
     axes[0].legend(fontsize=7)
     _save(figure, path)
+
+
+def plot_guidance(sweep: dict, path: Path) -> None:
+    """Guidance w against each emotion's prosody distance from Neutral, and against WER."""
+    rows = sweep["rows"]
+    levels = [row["w"] for row in rows]
+    figure, axes = _figure(8.0, 3.2, 2)
+    for emotion in rows[0]["distance"]:
+        values = [row["distance"].get(emotion) for row in rows]
+        axes[0].plot(levels, [np.nan if v is None else v for v in values], marker="o", label=emotion)
+    axes[0].set_xlabel("guidance w")
+    axes[0].set_title("prosody distance from Neutral")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(levels, [np.nan if row["wer"] is None else row["wer"] for row in rows], marker="o")
+    axes[1].set_xlabel("guidance w")
+    axes[1].set_title("Whisper WER (all emotions)")
+    _save(figure, path)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from ..audio import save_wav
 from ..config import atomic_write_text
 from .judges import missing_note
-from .plots import plot_blends, plot_confusion, plot_intensity, plot_prosody
+from .plots import plot_blends, plot_confusion, plot_guidance, plot_intensity, plot_prosody
 from .scoring import BLEND
 
 PNGS = ("confusion.png", "intensity.png", "blends.png", "prosody.png")
@@ -43,6 +43,8 @@ def write_outputs(out_dir: Path, report: dict, samples: dict[str, np.ndarray], s
     plot_intensity(report["intensity"], out_dir / "intensity.png")
     plot_blends(report["blends"], out_dir / "blends.png")
     plot_prosody(report["per_emotion"], out_dir / "prosody.png")
+    if (report.get("guidance") or {}).get("rows"):
+        plot_guidance(report["guidance"], out_dir / "guidance.png")
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
 
@@ -138,6 +140,19 @@ def print_report(report: dict, console=None) -> None:
                       f"{_fmt(judged.get(pair['minor']))} | {_fmt(neutral.get(pair['minor']))}",
                       _fmt(pair["top2_rate"]))  # fmt: skip
     console.print(table)
+
+    sweep = report.get("guidance") or {}
+    if sweep.get("rows"):
+        table = Table(title="guidance: prosody distance from Neutral (scaled), WER, voiced fraction, "
+                            "second-SER UA")
+        emotions = list(sweep["rows"][0]["distance"])
+        for name in ("w", *emotions, "mean", "WER", "voiced", "2nd-SER UA"):
+            table.add_column(name, justify="right")
+        for row in sweep["rows"]:
+            table.add_row(f"{row['w']:g}", *[_fmt(row["distance"][e]) for e in emotions], _fmt(row["mean_distance"]),
+                          _fmt(row["wer"]), _fmt(row["voiced_fraction"]),
+                          _fmt(row.get("judge_accuracy")))  # fmt: skip
+        console.print(table)
 
     table = Table(title="quality bar (issue #13)")
     for name in ("check", "value", "threshold", "result", "note"):

@@ -202,6 +202,7 @@ def run_eval(
     judge_ser: str | Path | None = None,
     judges: Judges | None = None,
     rescore_audio: bool = False,
+    guidance_levels=None,
     device: str = "cpu",
     progress: bool = True,
 ) -> dict:
@@ -212,7 +213,9 @@ def run_eval(
     embedded in the model scores as the conditioning SER. ``judge_ser``: the independent SER
     (default: :func:`~.judges.default_judge_ser`, the demo's for the demo corpus). ``judges``:
     a ready panel (tests pass stand-ins); default :func:`~.judges.load_judges`. ``vocoder``: a
-    name, a vocoder object, or None for HiFi-GAN UNIVERSAL_V1. Runs ``max_sentences × (E + 3(E−1) + (E−1)(E−2))``
+    name, a vocoder object, or None for HiFi-GAN UNIVERSAL_V1. ``guidance_levels``: the guidance
+    sweep (every emotion again at each w, judged; ``scoring.guidance``); None = 1, 2, 3 when the
+    model was trained with condition dropout, else none; an empty list turns it off. Runs ``max_sentences × (E + 3(E−1) + (E−1)(E−2))``
     syntheses.
     """
     from ..datasets import FeatureStore
@@ -225,6 +228,7 @@ def run_eval(
         raise EmomixError(f"max_sentences must be >= 1, got {max_sentences}")
     bundle, ser = _load_models(model_path, ser_path, device)
     options = (options or SynthesisOptions()).resolve(bundle)
+    levels = _guidance_levels(guidance_levels, bundle)
     store = FeatureStore(features) if features is not None else None
     if judges is None:
         judges = load_judges(judge_ser or default_judge_ser(features, model_path), device)
@@ -256,6 +260,7 @@ def run_eval(
     for record, (label, i), p in zip(records, keys, score_mels(ser, scored), strict=True):
         record.update(label=label, i=i, cond=p)
     by_key = dict(zip(keys, records, strict=True))
+    sweep = _guidance_sweep(bundle, sentences, emotions, options, levels, vocode, judges, progress)
     truth, copies = _judge_ground_truth(store, sentences, emotions, split, max_sentences, ser, judges,
                                         vocode, progress)  # fmt: skip
 
@@ -281,6 +286,8 @@ def run_eval(
         "intensity": scoring.intensity(by_key, n, emotions, columns, judge_columns, scale),
         "blends": scoring.blends(by_key, n, emotions, columns, judge_columns, scale),
         "prosody": scoring.prosody_by_label(records, [label for label, _ in grid]),
+        "guidance": scoring.guidance(by_key, sweep, levels, options.guidance, n, emotions, scale,
+                                     judge_columns) if levels else None,
         "ground_truth": None if not truth else {
             "classification": scoring.classify(truth, "cond", emotions, columns, key="emotion"),
             "judge_classification": scoring.classify(truth, "judge", emotions, judge_columns, key="emotion"),
@@ -300,6 +307,52 @@ def run_eval(
     report["bar"] = quality_bar(report)
     samples = {e: wav_list[keys.index((e, 0))] for e in emotions}
     return write_outputs(Path(out_dir), report, samples, rate)
+
+
+def parse_guidance_levels(text: str | None) -> list[float] | None:
+    """``--guidance-sweep``: None -> None (the default), "off"/"" -> [], "1,2,3" -> [1.0, 2.0, 3.0]."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "off", "none"):
+        return []
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise EmomixError(f"--guidance-sweep takes comma-separated numbers like 1,2,3 (or off), got '{text}'") from None
+
+
+def _guidance_levels(levels, bundle) -> list[float]:
+    """The sweep's levels, sorted and unique: explicit ones are checked against the model (w ≠ 1
+    needs condition dropout: one clear error); None = the default when the model supports it."""
+    from ..tts.mixing import check_guidance
+
+    if levels is None:
+        return list(scoring.GUIDANCE_LEVELS) if getattr(bundle.model, "supports_guidance", False) else []
+    levels = sorted({float(w) for w in levels})
+    for w in levels:
+        check_guidance(bundle.model, w)
+    return levels
+
+
+def _guidance_sweep(bundle, sentences, emotions, options, levels, vocode, judges, progress) -> dict:
+    """(w, emotion, sentence) -> judged record for every level other than the main run's."""
+    from ..synthesis import synthesize_mels
+
+    keys = [(w, e, i) for w in levels if w != options.guidance for i in range(len(sentences)) for e in emotions]
+    if not keys:
+        return {}
+    mels = []
+    with progress_bar("guidance sweep", total=len(keys), enabled=progress) as bar:
+        for w, emotion, i in keys:
+            at_w = dataclasses.replace(options, guidance=w, seed=options.seed + i, speaker=sentences[i]["speaker"])
+            mels.append(torch.from_numpy(synthesize_mels(bundle, sentences[i]["text"], {emotion: 1.0}, at_w).mel))
+            bar.advance()
+    wavs = vocode_mels(vocode, mels, progress=progress)
+    records = listen(judges, wavs, vocode.sample_rate, [sentences[i]["n_phones"] for _, _, i in keys],
+                     [sentences[i]["text"] for _, _, i in keys], progress, "guidance sweep")  # fmt: skip
+    for record, (w, emotion, i) in zip(records, keys, strict=True):
+        record.update(label=emotion, i=i, w=w)
+    return dict(zip(keys, records, strict=True))
 
 
 def _judge_ground_truth(store, sentences, emotions, split, limit, ser, judges, vocode, progress):

@@ -20,6 +20,7 @@ from .metrics import (
     feature_scale,
     is_monotonic,
     mean_defined,
+    scaled_distance,
     segment_position,
     spearman,
     strictly_between,
@@ -30,6 +31,7 @@ NEUTRAL = "neutral"
 INTENSITY_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 BLEND = (0.6, 0.4)
 BETWEEN_MARGIN = 0.05
+GUIDANCE_LEVELS = (1.0, 2.0, 3.0)
 
 
 def intensity_label(emotion: str, weight: float) -> str:
@@ -177,6 +179,38 @@ def blends(records: dict, n: int, emotions, cond_columns, judge_columns, scale) 
         "between_rate": float(np.mean(between_all)) if between_all else None,
         "between_margin": BETWEEN_MARGIN,
     }  # fmt: skip
+
+
+def guidance(main: dict, sweep: dict, levels, main_w: float, n: int, emotions, scale,
+             judge_columns: list[str] | None = None) -> dict:
+    """Per guidance level w: how far each emotion's prosody lies from Neutral, and WER/voicing.
+
+    ``main`` maps (label, sentence) -> record of the main run (guidance ``main_w``); ``sweep``
+    maps (w, label, sentence) -> record for the other levels. The reference is the main run's
+    Neutral synthesis of the same sentence; the distance is Euclidean over the prosody line's
+    features scaled by ``scale`` (``metrics.scaled_distance``), averaged over sentences. WER,
+    voiced fraction and the second SER's UA (when ``judge_columns``) pool every emotion
+    synthesized at that level.
+    """
+    others = [e for e in emotions if e != NEUTRAL]
+    rows = []
+    for w in levels:
+        def record(label, i, w=w):
+            return main[label, i] if w == main_w else sweep[w, label, i]
+
+        at_w = [record(e, i) for e in emotions for i in range(n)]
+        distance = {
+            e: _mean(scaled_distance(line_vector(record(e, i)), line_vector(main[NEUTRAL, i]), scale)
+                     for i in range(n)) if NEUTRAL in emotions else None
+            for e in others
+        }  # fmt: skip
+        asr = pooled_asr(at_w)
+        judged = classify(at_w, "judge", emotions, judge_columns)
+        rows.append({"w": float(w), "distance": distance, "mean_distance": _mean(distance.values()),
+                     "wer": asr["wer"], "cer": asr["cer"],
+                     "judge_accuracy": None if judged is None else judged["mean_accuracy"],
+                     "voiced_fraction": _mean(r["prosody"].get("voiced_fraction") for r in at_w)})  # fmt: skip
+    return {"reference_w": float(main_w), "rows": rows}
 
 
 def prosody_by_label(records: list[dict], labels: list[str]) -> dict:

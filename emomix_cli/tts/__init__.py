@@ -109,20 +109,27 @@ def export_for_shipping(
     half: bool = True,
     raw_from: str | Path | None = None,
     synthesis_defaults: dict[str, Any] | None = None,
+    ema_from: str | Path | None = None,
 ) -> Path:
     """Copy a ``tts`` checkpoint to ``dst`` with fp16 floating weights (the shipped demo model);
     the embedded SER stays fp32 (it is small and eval loads it as is). ``load_tts`` casts the
     weights back to fp32. ``raw_from``: a run's ``last.pt`` whose raw (non-EMA) weights replace
     the EMA ones — for short runs, where the EMA has not caught up with the model yet.
+    ``ema_from``: a ``last.pt`` of the same run whose EMA weights replace the export's (a snapshot
+    of a run still going, e.g. for a learning curve).
     ``synthesis_defaults``: sampler settings chosen by measuring this model (`emomix eval`)."""
     blob = load_checkpoint(src_ckpt, "tts")
     payload = {k: v for k, v in blob.items() if k not in ("format", "kind", "version")}
     payload.pop("train_config", None)  # holds local paths; not needed to synthesize
-    if raw_from is not None:
-        state = load_checkpoint(raw_from, "train-state")
-        if set(state["model"]) != set(payload["state_dict"]):
-            raise EmomixError(f"{raw_from} holds another model than {src_ckpt}; pass the same run's last.pt")
-        payload["state_dict"] = state["model"]
+    if raw_from is not None and ema_from is not None:
+        raise EmomixError("pass raw_from (the raw weights) or ema_from (the EMA weights), not both")
+    for path, key in ((raw_from, "model"), (ema_from, "ema")):
+        if path is None:
+            continue
+        state = load_checkpoint(path, "train-state")
+        if state.get(key) is None or set(state[key]) != set(payload["state_dict"]):
+            raise EmomixError(f"{path} holds no {key} weights of the model in {src_ckpt}; pass the same run's last.pt")
+        payload["state_dict"] = state[key]
     if synthesis_defaults:
         unknown = sorted(set(synthesis_defaults) - set(SYNTHESIS_DEFAULT_KEYS))
         if unknown:

@@ -19,6 +19,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 def fix_len_compatibility(length: int, num_downsamplings_in_unet: int = 2) -> int:
@@ -94,11 +95,70 @@ def mish_inference(x: Tensor) -> Tensor:
     return torch.addcdiv(x, x, denominator, value=-2.0)
 
 
+def _mish_and_derivative(x: Tensor, derivative: bool) -> tuple[Tensor, Tensor | None]:
+    """``mish(x)`` and (when ``derivative``) ``mish'(x)``, from one exp, in float rounding.
+
+    With ``e = eˣ`` and ``p = e(e + 2) = (1 + eˣ)² − 1`` (no cancellation for x ≪ 0):
+    ``tanh(softplus(x)) = p / (p + 2)`` and ``mish'(x) = tanh(softplus(x)) + 4x·e(1 + e) / (p + 2)²``.
+    x is clamped at 20 inside (``p + 2`` squared stays finite in float32; above 20 these are 1
+    and ≤ 1e-15 to float precision); the output takes the unclamped x.
+    """
+    clamped = x.clamp(max=20.0)
+    e = torch.exp(clamped)
+    p = e.add(2.0).mul_(e)
+    g = torch.sub(p, e, out=e) if derivative else None  # e(1 + e), in e's buffer
+    d = p.add(2.0)
+    t = p.div_(d)  # tanh(softplus(x))
+    out = x * t
+    if g is None:
+        return out, None
+    g.div_(d.square_())
+    return out, t.addcmul_(g, clamped, value=4.0)
+
+
+class FastMish(torch.autograd.Function):
+    """Mish for training on CPU: ~2–2.7× faster forward + backward than ``F.mish`` there.
+
+    The forward computes the derivative from the same exp (:func:`_mish_and_derivative`) and
+    saves it instead of x; the backward is one product. Max abs error vs float64 on
+    [-30, 30] ~7e-7 (value) and ~2e-7 (gradient), ``F.mish``: ~7e-7 and ~1e-6. On CUDA the
+    native fused kernel is faster (one pass instead of ~11): :class:`Mish` only takes this on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        out, derivative = _mish_and_derivative(x, ctx.needs_input_grad[0])
+        ctx.save_for_backward(derivative)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (derivative,) = ctx.saved_tensors
+        return grad * derivative
+
+
 class Mish(nn.Mish):
-    """``nn.Mish`` (no parameters) that takes :func:`mish_inference` when autograd is off."""
+    """``nn.Mish`` (no parameters): :func:`mish_inference` when autograd is off, else
+    :class:`FastMish` on large float CPU tensors (the decoder's activations), else ``F.mish``.
+
+    ``Mish.native_training = True`` restores ``F.mish`` under autograd (benchmarks compare).
+    """
+
+    native_training = False
+    fast_min_numel = 8192  # below it the ~11 kernel launches cost more than F.mish's two
 
     def forward(self, x: Tensor) -> Tensor:
-        return nn.functional.mish(x) if torch.is_grad_enabled() else mish_inference(x)
+        if not torch.is_grad_enabled():
+            return mish_inference(x)
+        if (
+            not self.native_training
+            and x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+            and x.numel() >= self.fast_min_numel
+        ):
+            return FastMish.apply(x)
+        return nn.functional.mish(x)
 
 
 def _has_padding(mask: Tensor) -> bool:
