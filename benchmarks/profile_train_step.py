@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -46,6 +48,9 @@ from emomix_cli.tts.model import EmoMixTTS, TTSConfig, preset
 from emomix_cli.tts.sde import x0_weight
 from emomix_cli.tts.train import style_loss
 from emomix_cli.tts.unet import Mish
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import batch  # noqa: E402  (the same synthetic batch as bench_train.py)
 
 # (key, label); the forward/backward/optimizer groups are printed in this order
 PHASES = [
@@ -99,17 +104,6 @@ def config(out_size: int, dec_dim: int | None) -> TTSConfig:
     return TTSConfig(**values)
 
 
-def batch(cfg: TTSConfig, size: int):
-    g = torch.Generator().manual_seed(0)
-    tokens = torch.randint(1, cfg.n_vocab, (size, 121), generator=g)
-    token_lengths = torch.full((size,), 121)
-    mel = torch.randn(size, cfg.n_feats, 260, generator=g) - 5
-    mel_lengths = torch.full((size,), 260)
-    emotion = torch.randn(size, cfg.emotion_dim, generator=g)
-    speaker = torch.randint(0, cfg.n_speakers, (size,), generator=g)
-    return tokens, token_lengths, mel, mel_lengths, emotion, speaker
-
-
 class Profiled:
     """One model + SER + optimizer + EMA, instrumented; :meth:`step` = one timed training step."""
 
@@ -122,7 +116,7 @@ class Profiled:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.params, lr=1e-4)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.data = batch(cfg, batch_size)
+        self.data = batch(cfg, batch_size, torch.device("cpu"))
         self.n_steps = 0
         self.clock = Clock()
         self._instrument()

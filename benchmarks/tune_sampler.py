@@ -22,21 +22,17 @@ import argparse
 import itertools
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from emomix_cli.cli import DEMO_MODEL
 from emomix_cli.datasets import FeatureStore
 from emomix_cli.evaluate import run_eval
+from emomix_cli.evaluate.bar import headline
 from emomix_cli.evaluate.judges import default_judge_ser, load_judge_ser, load_judges, score_mels
+from emomix_cli.evaluate.run import parse_guidance_levels
 from emomix_cli.ser import ser_from_payload
 from emomix_cli.synthesis import SynthesisOptions, synthesize_mels
 from emomix_cli.tts import load_tts
-
-
-def _mean(values) -> float:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else float("nan")
 
 
 def solver_grid(args) -> None:
@@ -69,14 +65,11 @@ def window_grid(args) -> None:
     for k_max, k_min in args.windows:
         report = run_eval(args.model, None, Path(args.out) / f"k{k_max}_{k_min}", features=args.features,
                           split="val", options=SynthesisOptions(k_max=k_max, k_min=k_min),
-                          max_sentences=args.sentences, judges=judges, progress=False)  # fmt: skip
-        intensity, bar = report["intensity"], report["bar"]
-        ua = (report["judge_classification"] or {}).get("mean_accuracy")
-        passed = sum(line["passed"] is True for line in bar)
-        judged = sum(line["passed"] is not None for line in bar)
-        print(f"{k_max:5} {k_min:5} {_mean([ua]):10.2f} {_mean(intensity['judge_spearman'].values()):7.2f}"
-              f" {_mean(intensity['prosody_spearman'].values()):8.2f} {_mean([report['blends']['between_rate']]):7.2f}"
-              f" {passed:>3}/{judged:<3}", flush=True)  # fmt: skip
+                          max_sentences=args.sentences, judges=judges, progress=False,
+                          guidance_levels=[])  # fmt: skip
+        h = headline(report)
+        print(f"{k_max:5} {k_min:5} {_fmt(h['ua']):>10} {_fmt(h['rho_ser']):>7} {_fmt(h['rho_prosody']):>8}"
+              f" {_fmt(h['between']):>7} {h['passed']:>3}/{h['judged']:<3}", flush=True)  # fmt: skip
 
 
 def _setting(text: str) -> SynthesisOptions:
@@ -95,18 +88,19 @@ def defaults_grid(args) -> None:
         options = _setting(text)
         out = Path(args.out) / text.replace(",", "_")
         report = run_eval(args.model, None, out, features=args.features, split="val", options=options,
-                          max_sentences=args.sentences, judges=judges, progress=False)
-        wer = report["intelligibility"]["synth"]["wer"]
-        voiced = _mean(row["synth"].get("voiced_fraction") for row in report["per_emotion"].values())
-        ua = (report["judge_classification"] or {}).get("mean_accuracy")
-        intensity, bar = report["intensity"], report["bar"]
-        passed = sum(line["passed"] is True for line in bar)
-        judged = sum(line["passed"] is not None for line in bar)
-        objective = _mean([ua]) + voiced - wer
+                          max_sentences=args.sentences, judges=judges, progress=False,
+                          guidance_levels=args.guidance_sweep)
+        h = headline(report)
         print(f"| {options.steps} | {options.temperature} | {options.guidance:g} | {options.encoder_condition} "
-              f"| {wer:.2f} | {voiced:.2f} | {_mean([ua]):.2f} | {_mean(intensity['judge_spearman'].values()):.2f} "
-              f"| {_mean(intensity['prosody_spearman'].values()):.2f} | {_mean([report['blends']['between_rate']]):.2f} "
-              f"| {passed}/{judged} | {objective:.2f} |", flush=True)  # fmt: skip
+              + "".join(f"| {_fmt(h[k])} " for k in ("wer", "voiced", "ua", "rho_ser", "rho_prosody", "between"))
+              + f"| {h['passed']}/{h['judged']} | {_fmt(h['objective'])} |", flush=True)  # fmt: skip
+        for row in (report.get("guidance") or {}).get("rows", []):
+            print(f"|   guidance sweep w = {row['w']:g} (single emotions) | | | | {_fmt(row['wer'])} "
+                  f"| {_fmt(row['voiced_fraction'])} | {_fmt(row['judge_accuracy'])} | | | | | |", flush=True)
+
+
+def _fmt(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def main() -> None:
@@ -124,6 +118,8 @@ def main() -> None:
     parser.add_argument("--windows", type=lambda s: tuple(float(v) for v in s.split(",")), nargs="+",
                         default=[(1.0, 0.0), (0.8, 0.0), (1.0, 0.2)], help="k_max,k_min pairs")
     parser.add_argument("--all-judges", action="store_true", help="also Whisper and DNSMOS (slow)")
+    parser.add_argument("--guidance-sweep", type=parse_guidance_levels, default=[],
+                        help="defaults: also judge every emotion at these w, e.g. 1,2,3 (default off)")
     parser.add_argument("--out", default="runs/tune_window")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

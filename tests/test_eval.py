@@ -242,6 +242,22 @@ def test_quality_bar_guidance_lines():
     assert not any(k.startswith("guidance") for k in _bar_report())  # no sweep, no lines
 
 
+def test_headline_objective_from_a_report():
+    from emomix_cli.evaluate.bar import headline
+
+    report = {"config": {"vocoder": "hifigan"},
+              "per_emotion": {"angry": {"synth": {"voiced_fraction": 0.7}}, "sad": {"synth": {"voiced_fraction": 0.5}}},
+              "intelligibility": {"synth": {"wer": 0.2}}, "judge_classification": {"mean_accuracy": 0.9},
+              "intensity": {"judge_spearman": {"angry": 1.0, "sad": 0.5}, "prosody_spearman": {"angry": 1.0}},
+              "blends": {"between_rate": 0.75}}  # fmt: skip
+    report["bar"] = quality_bar(report)
+    h = headline(report)
+    assert h["voiced"] == pytest.approx(0.6) and h["rho_ser"] == pytest.approx(0.75)
+    assert h["objective"] == pytest.approx(0.9 + 0.6 - 0.2)
+    assert h["passed"] == sum(line["passed"] is True for line in report["bar"]) and h["judged"] >= h["passed"]
+    assert headline({**report, "judge_classification": None})["objective"] is None
+
+
 def test_parse_guidance_levels():
     assert parse_guidance_levels(None) is None
     assert parse_guidance_levels("off") == [] and parse_guidance_levels("") == []

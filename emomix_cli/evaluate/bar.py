@@ -1,4 +1,5 @@
-"""The quality bar of issue #13, checked from the independent judges of a report.
+"""The quality bar of issue #13, checked from the independent judges of a report, and the
+headline numbers that choose between models and settings on validation (``headline``).
 
 Each line is ``{"check", "value", "threshold", "passed"}``; ``passed`` is None when the judge
 it needs did not run (a missing extra, no ground truth, Griffin-Lim audio for voicing).
@@ -92,3 +93,29 @@ def _guidance_lines(sweep: dict | None, gt_wer) -> list[dict]:
         lines.append(_line(f"guidance w={w:g}: Whisper WER ≤ GT + {GUIDED_WER_MARGIN:g}", row["wer"], threshold,
                            None if row["wer"] is None or threshold is None else bool(row["wer"] <= threshold)))
     return lines
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def headline(report: dict) -> dict:
+    """The numbers one row of a tuning table or learning curve shows, from a report.
+
+    ``objective = second-SER UA + mean voiced fraction − WER`` (docs/DESIGN.md §9): higher is
+    better, so intelligibility and voicing count as much as emotion. None where a judge is missing.
+    """
+    wer = ((report.get("intelligibility") or {}).get("synth") or {}).get("wer")
+    voiced = _mean(row["synth"].get("voiced_fraction") for row in report["per_emotion"].values())
+    ua = (report.get("judge_classification") or {}).get("mean_accuracy")
+    intensity, lines = report.get("intensity") or {}, report.get("bar") or []
+    return {
+        "wer": wer, "voiced": voiced, "ua": ua,
+        "rho_ser": _mean((intensity.get("judge_spearman") or {}).values()),
+        "rho_prosody": _mean((intensity.get("prosody_spearman") or {}).values()),
+        "between": (report.get("blends") or {}).get("between_rate"),
+        "passed": sum(line["passed"] is True for line in lines),
+        "judged": sum(line["passed"] is not None for line in lines),
+        "objective": None if None in (wer, voiced, ua) else ua + voiced - wer,
+    }  # fmt: skip

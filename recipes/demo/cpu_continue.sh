@@ -3,7 +3,7 @@
 # ~3x cheaper per step than 172), with condition dropout for guidance. Resumable: run it again
 # and it continues from runs/demo/tts_cpu/last.pt. Then export and judge it (README, "The demo
 # model's learning curve").
-#   MINUTES=150 bash recipes/demo/cpu_continue.sh
+#   MINUTES=150 bash recipes/demo/cpu_continue.sh [more key=value overrides, e.g. style_weight=0.001]
 set -euo pipefail
 emomix=${EMOMIX:-emomix}; py=${PYTHON:-python}
 run_dir=${RUN_DIR:-runs/demo/tts_cpu}; init=${INIT:-emomix_cli/assets/demo_model.pt}
@@ -13,4 +13,4 @@ mkdir -p runs/demo/ser
 start=(--init-from "$init"); [ -f "$run_dir/last.pt" ] && start=(--resume "$run_dir/last.pt")
 $emomix train tts --config recipes/demo/tts.yaml --device cpu "${start[@]}" \
   out_size=64 model.cond_dropout=0.15 train.lr=${LR:-0.0001} train.max_minutes="${MINUTES:-150}" \
-  train.ckpt_every=200 train.val_every=0 train.log_every=50 run_dir="$run_dir"
+  train.ckpt_every=200 train.val_every=0 train.log_every=50 run_dir="$run_dir" "$@"
