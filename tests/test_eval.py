@@ -304,6 +304,26 @@ class ToneVocoder:
         return 0.5 * level * torch.sin(2 * torch.pi * 150 * t)
 
 
+class SmearVocoder(ToneVocoder):
+    """A stand-in whose samples near the end depend on the frames after them (as a real
+    vocoder's receptive field does), so zero padding in a batch changes an utterance's tail."""
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        smeared = torch.nn.functional.avg_pool1d(mel.mean(dim=1, keepdim=True), 5, stride=1, padding=2)
+        return smeared[:, 0].repeat_interleave(self.hop_length, dim=-1)
+
+
+def test_vocoded_audio_does_not_depend_on_the_batch():
+    from emomix_cli.evaluate.run import vocode_mels
+
+    short, long = torch.randn(80, 20) - 5, torch.randn(80, 40) - 5
+    alone = vocode_mels(SmearVocoder(), [short])[0]
+    together = vocode_mels(SmearVocoder(), [short, long])[0]
+    assert np.array_equal(alone, together)
+    batched = vocode_mels(SmearVocoder(), [short, long], batch_size=2)[0]
+    assert not np.array_equal(alone, batched)  # what the default avoids: padding reached the tail
+
+
 def fake_prosody(wav, sample_rate, n_phones):
     rms = float(np.sqrt(np.mean(np.square(wav)))) if len(wav) else 0.0
     return {"voiced_fraction": 1.0, "f0_median": 150.0, "f0_range_st": 0.0,

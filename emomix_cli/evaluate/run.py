@@ -141,8 +141,14 @@ def _vocoder(vocoder, checkpoint, bundle, device):
     return load_vocoder(name, checkpoint, audio=bundle.audio, device=device), name
 
 
-def vocode_mels(vocoder, mels: list[torch.Tensor], batch_size: int = 8, progress: bool = False) -> list[np.ndarray]:
-    """Wavs for log-mels [n_mels, T_i] (batched by similar length, each cut to T_i · hop)."""
+def vocode_mels(vocoder, mels: list[torch.Tensor], batch_size: int = 1, progress: bool = False) -> list[np.ndarray]:
+    """Wavs for log-mels [n_mels, T_i] (batched by similar length, each cut to T_i · hop).
+
+    One utterance per call by default, so its audio never depends on what it was batched with:
+    the padding of a batch reaches the last frames through the vocoder's receptive field, and
+    that flipped Whisper's transcript of 5 of 25 fragile utterances between two eval runs that
+    differed only in the other members of the batches. Batching gained little on CPU anyway.
+    """
     from ..datasets import pad_mels
 
     wavs: list[np.ndarray] = [np.zeros(0, np.float32)] * len(mels)
