@@ -74,3 +74,22 @@ def test_mish_benchmark_errors_are_float_rounding():
 
     value, gradient = _load("bench_mish").errors(FastMish.apply)
     assert value < 2e-6 and gradient < 1e-6
+
+
+def test_learning_curve_rows_come_from_val_reports(tmp_path):
+    curve = _load("learning_curve")
+    report = {"config": {"split": "val", "temperature": 1.5, "guidance": 1.0, "n_sentences": 2, "vocoder": "hifigan"},
+              "per_emotion": {"angry": {"synth": {"voiced_fraction": 0.5}}, "sad": {"synth": {"voiced_fraction": 0.7}}},
+              "intelligibility": {"synth": {"wer": 0.25}}, "judge_classification": {"mean_accuracy": 0.8},
+              "intensity": {"judge_spearman": {"angry": 1.0}}, "blends": {}, "bar": []}  # fmt: skip
+    row = curve.row_from_report(report, "run 3", 1.25, 2600)
+    assert row["objective"] == "1.150" and row["voiced"] == "0.600" and row["cpu_hours"] == "1.25"
+    path = tmp_path / "curve.csv"
+    curve.write_rows(path, [row, {**row, "label": "run 3, w 2", "guidance": "2"}])
+    rows = curve.read_rows(path)
+    assert [r["label"] for r in rows] == ["run 3", "run 3, w 2"]
+    assert "| run 3 | 1.25 | 2600 | 1.5 | 1 | 0.25 | 0.60 | 0.80 | 1.00 | 1.15 |" in curve.markdown(rows)
+    curve.plot(rows, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    with pytest.raises(Exception, match="measured on val"):
+        curve.row_from_report({**report, "config": {**report["config"], "split": "test"}}, "x", 1, 1)
