@@ -177,6 +177,11 @@ def test_quality_bar_lines_pass_and_fail_with_their_numbers():
     assert bar["voiced fraction angry ≥ 0.8×GT"]["passed"] is True  # 0.7 >= 0.64
     assert bar["voiced fraction sad ≥ 0.8×GT"]["passed"] is False  # 0.6 < 0.64
     assert bar["voiced fraction sad ≥ 0.8×GT"]["threshold"] == pytest.approx(0.64)
+    assert "voiced fraction sad ≥ 0.8×GT vocoded" not in bar  # no copy-synthesis row given
+    copy = _bar_report(per_emotion={"sad": {"synth": {"voiced_fraction": 0.6}, "gt": {"voiced_fraction": 0.8},
+                                            "gt_vocoded": {"voiced_fraction": 0.7}}})  # fmt: skip
+    assert copy["voiced fraction sad ≥ 0.8×GT"]["passed"] is False  # 0.6 < 0.64
+    assert copy["voiced fraction sad ≥ 0.8×GT vocoded"]["passed"] is True  # 0.6 >= 0.56
     wer = bar["Whisper WER ≤ GT + 0.05"]
     assert wer["passed"] is False and wer["threshold"] == pytest.approx(0.25)
     assert bar["second-SER accuracy mean ≥ 0.8"]["passed"] is False
@@ -256,6 +261,8 @@ def test_headline_objective_from_a_report():
     assert h["objective"] == pytest.approx(0.9 + 0.6 - 0.2)
     assert h["passed"] == sum(line["passed"] is True for line in report["bar"]) and h["judged"] >= h["passed"]
     assert headline({**report, "judge_classification": None})["objective"] is None
+    extra = {"check": "x", "value": 1, "threshold": 0, "passed": True, "note": "", "extra": True}
+    assert headline({**report, "bar": [*report["bar"], extra]})["passed"] == h["passed"]  # only the lines
 
 
 def test_parse_guidance_levels():
