@@ -26,7 +26,7 @@ from emomix_cli.evaluate.bar import headline
 
 CSV = Path("docs/learning_curve.csv")
 PNG = Path("docs/learning_curve.png")
-FIELDS = ("label", "cpu_hours", "steps", "tau", "guidance", "split", "sentences",
+FIELDS = ("series", "label", "cpu_hours", "steps", "tau", "guidance", "split", "sentences",
           "wer", "voiced", "ua", "rho_ser", "objective")  # fmt: skip
 PLOTTED = (("wer", "Whisper WER"), ("voiced", "voiced fraction"), ("ua", "second-SER UA"),
            ("objective", "objective (UA + voiced − WER)"))  # fmt: skip
@@ -47,42 +47,54 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def row_from_report(report: dict, label: str, cpu_hours: float, steps: int) -> dict:
-    """One curve row: the report's sampler settings and its headline numbers (val only)."""
+def row_from_report(report: dict, label: str, cpu_hours: float, steps: int, series: str = "main",
+                    guidance: float | None = None) -> dict:
+    """One curve row: the report's sampler settings and its headline numbers (val only).
+
+    ``guidance``: take the row of the report's guidance sweep at that w instead (single
+    emotions: WER, voicing and UA are the same quantities as the headline's; no ρ)."""
     config = report["config"]
     if config.get("split") != "val":
         raise EmomixError(f"the learning curve is measured on val, this report is on '{config.get('split')}'")
-    h = headline(report)
-    row = {"label": label, "cpu_hours": f"{cpu_hours:.2f}", "steps": str(steps),
-           "tau": f"{config['temperature']:g}", "guidance": f"{config['guidance']:g}", "split": "val",
+    h, w = headline(report), config["guidance"]
+    if guidance is not None and guidance != w:
+        sweep = {row["w"]: row for row in (report.get("guidance") or {}).get("rows", [])}
+        if guidance not in sweep:
+            raise EmomixError(f"the report has no guidance sweep at w = {guidance:g}")
+        row, w = sweep[guidance], guidance
+        h = {"wer": row["wer"], "voiced": row["voiced_fraction"], "ua": row.get("judge_accuracy"), "rho_ser": None}
+        h["objective"] = None if None in (h["wer"], h["voiced"], h["ua"]) else h["ua"] + h["voiced"] - h["wer"]
+    row = {"series": series, "label": label, "cpu_hours": f"{cpu_hours:.2f}", "steps": str(steps),
+           "tau": f"{config['temperature']:g}", "guidance": f"{w:g}", "split": "val",
            "sentences": str(config["n_sentences"])}  # fmt: skip
     row.update({k: "" if h[k] is None else f"{h[k]:.3f}" for k in ("wer", "voiced", "ua", "rho_ser", "objective")})
     return row
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| weights | CPU-hours | extra steps | τ | w | WER | voiced | 2nd-SER UA | ρ (2nd SER) | objective |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for r in rows:
-        cells = [r["label"], r["cpu_hours"], r["steps"], r["tau"], r["guidance"],
+    lines = ["| series | weights | CPU-hours | extra steps | τ | w | WER | voiced | 2nd-SER UA | ρ (2nd SER) | objective |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in sorted(rows, key=lambda r: (r["series"] != "main", r["series"], r["guidance"], float(r["cpu_hours"]))):
+        cells = [r["series"], r["label"], r["cpu_hours"], r["steps"], r["tau"], r["guidance"],
                  *(f"{float(r[k]):.2f}" if r[k] else "—" for k in ("wer", "voiced", "ua", "rho_ser", "objective"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """The four judges against CPU-hours, one line per (τ, w) setting."""
+    """The four judges against CPU-hours, one line per (series, τ, w)."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(13, 3.2))
     axes = figure.subplots(1, len(PLOTTED))
-    settings = sorted({(r["tau"], r["guidance"]) for r in rows})
-    for tau, w in settings:
-        chosen = sorted((r for r in rows if (r["tau"], r["guidance"]) == (tau, w)), key=lambda r: float(r["cpu_hours"]))
+    settings = sorted({(r["series"], r["tau"], r["guidance"]) for r in rows})
+    for series, tau, w in settings:
+        chosen = sorted((r for r in rows if (r["series"], r["tau"], r["guidance"]) == (series, tau, w)),
+                        key=lambda r: float(r["cpu_hours"]))
         hours = [float(r["cpu_hours"]) for r in chosen]
         for axis, (key, title) in zip(axes, PLOTTED, strict=True):
             axis.plot(hours, [float(r[key]) if r[key] else float("nan") for r in chosen], marker="o",
-                      label=f"τ {tau}, w {w}")
+                      label=f"{series}, τ {tau}, w {w}")
             axis.set_title(title)
             axis.set_xlabel("CPU-hours (1 thread)")
     axes[0].legend(fontsize=7)
@@ -100,12 +112,15 @@ def main() -> None:
     parser.add_argument("--label", default="")
     parser.add_argument("--cpu-hours", type=float)
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--series", default="main", help="rows of one series are joined by a line")
+    parser.add_argument("--guidance", type=float, help="take the report's guidance-sweep row at this w")
     args = parser.parse_args()
     rows = read_rows(args.csv)
     if args.add:
         if args.cpu_hours is None or args.steps is None:
             parser.error("--add needs --cpu-hours and --steps")
-        rows.append(row_from_report(json.loads(args.add.read_text()), args.label, args.cpu_hours, args.steps))
+        rows.append(row_from_report(json.loads(args.add.read_text()), args.label, args.cpu_hours, args.steps,
+                                    args.series, args.guidance))
         write_rows(args.csv, rows)
     print(markdown(rows))
     if rows:

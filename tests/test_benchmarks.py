@@ -88,8 +88,13 @@ def test_learning_curve_rows_come_from_val_reports(tmp_path):
     curve.write_rows(path, [row, {**row, "label": "run 3, w 2", "guidance": "2"}])
     rows = curve.read_rows(path)
     assert [r["label"] for r in rows] == ["run 3", "run 3, w 2"]
-    assert "| run 3 | 1.25 | 2600 | 1.5 | 1 | 0.25 | 0.60 | 0.80 | 1.00 | 1.15 |" in curve.markdown(rows)
+    assert "| main | run 3 | 1.25 | 2600 | 1.5 | 1 | 0.25 | 0.60 | 0.80 | 1.00 | 1.15 |" in curve.markdown(rows)
     curve.plot(rows, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 0
+    report["guidance"] = {"rows": [{"w": 2.0, "wer": 0.3, "voiced_fraction": 0.7, "judge_accuracy": 0.9}]}
+    guided = curve.row_from_report(report, "run 3", 1.25, 2600, series="b", guidance=2.0)
+    assert guided["guidance"] == "2" and guided["objective"] == "1.300" and guided["rho_ser"] == ""
+    with pytest.raises(Exception, match="no guidance sweep at w = 3"):
+        curve.row_from_report(report, "run 3", 1.25, 2600, guidance=3.0)
     with pytest.raises(Exception, match="measured on val"):
         curve.row_from_report({**report, "config": {**report["config"], "split": "test"}}, "x", 1, 1)
