@@ -248,7 +248,7 @@ def run_eval(
     mels: dict[tuple[str, int], torch.Tensor] = {}
     with progress_bar("synthesizing", total=len(keys), enabled=progress) as bar:
         for i, sentence in enumerate(sentences):
-            sentence_options = dataclasses.replace(options, seed=options.seed + i, speaker=sentence["speaker"])
+            sentence_options = _sentence_options(options, sentence, i)
             for label, weights in grid:
                 result = synthesize_mels(bundle, sentence["text"], weights, sentence_options)
                 mels[label, i] = torch.from_numpy(result.mel)
@@ -315,6 +315,11 @@ def run_eval(
     return write_outputs(Path(out_dir), report, samples, rate)
 
 
+def _sentence_options(options, sentence: dict, i: int):
+    """Sentence i's options: its own speaker and seed, the same under every mix and guidance w."""
+    return dataclasses.replace(options, seed=options.seed + i, speaker=sentence["speaker"])
+
+
 def parse_guidance_levels(text: str | None) -> list[float] | None:
     """``--guidance-sweep``: None -> None (the default), "off"/"" -> [], "1,2,3" -> [1.0, 2.0, 3.0]."""
     if text is None:
@@ -350,7 +355,7 @@ def _guidance_sweep(bundle, sentences, emotions, options, levels, vocode, judges
     mels = []
     with progress_bar("guidance sweep", total=len(keys), enabled=progress) as bar:
         for w, emotion, i in keys:
-            at_w = dataclasses.replace(options, guidance=w, seed=options.seed + i, speaker=sentences[i]["speaker"])
+            at_w = dataclasses.replace(_sentence_options(options, sentences[i], i), guidance=w)
             mels.append(torch.from_numpy(synthesize_mels(bundle, sentences[i]["text"], {emotion: 1.0}, at_w).mel))
             bar.advance()
     wavs = vocode_mels(vocode, mels, progress=progress)

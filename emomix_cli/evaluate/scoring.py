@@ -195,12 +195,10 @@ def guidance(main: dict, sweep: dict, levels, main_w: float, n: int, emotions, s
     others = [e for e in emotions if e != NEUTRAL]
     rows = []
     for w in levels:
-        def record(label, i, w=w):
-            return main[label, i] if w == main_w else sweep[w, label, i]
-
-        at_w = [record(e, i) for e in emotions for i in range(n)]
+        at = {(e, i): main[e, i] if w == main_w else sweep[w, e, i] for e in emotions for i in range(n)}
+        at_w = list(at.values())
         distance = {
-            e: _mean(scaled_distance(line_vector(record(e, i)), line_vector(main[NEUTRAL, i]), scale)
+            e: _mean(scaled_distance(line_vector(at[e, i]), line_vector(main[NEUTRAL, i]), scale)
                      for i in range(n)) if NEUTRAL in emotions else None
             for e in others
         }  # fmt: skip
