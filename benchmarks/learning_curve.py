@@ -22,7 +22,7 @@ from pathlib import Path
 
 from emomix_cli.config import atomic_write_bytes, atomic_write_text
 from emomix_cli.errors import EmomixError
-from emomix_cli.evaluate.bar import headline
+from emomix_cli.evaluate.bar import headline, objective
 
 CSV = Path("docs/learning_curve.csv")
 PNG = Path("docs/learning_curve.png")
@@ -63,7 +63,7 @@ def row_from_report(report: dict, label: str, cpu_hours: float, steps: int, seri
             raise EmomixError(f"the report has no guidance sweep at w = {guidance:g}")
         row, w = sweep[guidance], guidance
         h = {"wer": row["wer"], "voiced": row["voiced_fraction"], "ua": row.get("judge_accuracy"), "rho_ser": None}
-        h["objective"] = None if None in (h["wer"], h["voiced"], h["ua"]) else h["ua"] + h["voiced"] - h["wer"]
+        h["objective"] = objective(h["ua"], h["voiced"], h["wer"])
     row = {"series": series, "label": label, "cpu_hours": f"{cpu_hours:.2f}", "steps": str(steps),
            "tau": f"{config['temperature']:g}", "guidance": f"{w:g}", "split": "val",
            "sentences": str(config["n_sentences"])}  # fmt: skip

@@ -7,6 +7,8 @@ it needs did not run (a missing extra, no ground truth, Griffin-Lim audio for vo
 
 from __future__ import annotations
 
+from .metrics import mean_defined
+
 VOICED_RATIO = 0.8  # voiced fraction per emotion >= 0.8 x ground truth's
 WER_MARGIN = 0.05  # Whisper WER <= ground truth + 0.05
 SER_MEAN, SER_EACH = 0.8, 0.6  # second-SER accuracy: mean and every emotion
@@ -103,9 +105,9 @@ def _guidance_lines(sweep: dict | None, gt_wer) -> list[dict]:
     return lines
 
 
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
+def objective(ua: float | None, voiced: float | None, wer: float | None) -> float | None:
+    """``second-SER UA + mean voiced fraction − WER`` (docs/DESIGN.md §9); None if one is missing."""
+    return None if None in (ua, voiced, wer) else ua + voiced - wer
 
 
 def headline(report: dict) -> dict:
@@ -115,16 +117,16 @@ def headline(report: dict) -> dict:
     better, so intelligibility and voicing count as much as emotion. None where a judge is missing.
     """
     wer = ((report.get("intelligibility") or {}).get("synth") or {}).get("wer")
-    voiced = _mean(row["synth"].get("voiced_fraction") for row in report["per_emotion"].values())
+    voiced = mean_defined(row["synth"].get("voiced_fraction") for row in report["per_emotion"].values())
     ua = (report.get("judge_classification") or {}).get("mean_accuracy")
     intensity = report.get("intensity") or {}
     lines = [line for line in report.get("bar") or [] if not line.get("extra")]  # the issue's bar only
     return {
         "wer": wer, "voiced": voiced, "ua": ua,
-        "rho_ser": _mean((intensity.get("judge_spearman") or {}).values()),
-        "rho_prosody": _mean((intensity.get("prosody_spearman") or {}).values()),
+        "rho_ser": mean_defined((intensity.get("judge_spearman") or {}).values()),
+        "rho_prosody": mean_defined((intensity.get("prosody_spearman") or {}).values()),
         "between": (report.get("blends") or {}).get("between_rate"),
         "passed": sum(line["passed"] is True for line in lines),
         "judged": sum(line["passed"] is not None for line in lines),
-        "objective": None if None in (wer, voiced, ua) else ua + voiced - wer,
+        "objective": objective(ua, voiced, wer),
     }  # fmt: skip
