@@ -23,7 +23,7 @@ import torch
 from emomix_cli.audio import AudioConfig
 from emomix_cli.synthesis import fill_padding
 from emomix_cli.text import default_symbol_table, text_to_ids
-from emomix_cli.tts.mixing import MixedScore
+from emomix_cli.tts.mixing import MixedOutput
 from emomix_cli.tts.model import EmoMixTTS, TTSConfig, preset
 from emomix_cli.tts.sampling import SOLVERS
 from emomix_cli.vocoder import DEFAULT_VOCODER, load_vocoder
@@ -97,7 +97,7 @@ def main() -> None:
         weights = {name: 1.0 / m for name in names[:m]}
         conditions = {name: (vectors[i], None if spk is None else spk[0])
                       for i, name in enumerate(names[:m])}
-        score = MixedScore(model, mu, mask, conditions, weights, sequential=sequential,
+        score = MixedOutput(model, mu, mask, conditions, weights, sequential=sequential,
                            guidance=guidance)
         with torch.inference_mode():
             mel = solver(score, mu, mask, n_steps, generator=torch.Generator().manual_seed(0))

@@ -1,8 +1,9 @@
 """Text -> mixed-emotion speech, in two stages that callers compose.
 
 :func:`synthesize_mels`: text -> sentences -> phoneme ids -> encoder (conditioned per
-``encoder_condition``, docs/DESIGN.md §1.3) -> sampler over a :class:`~.tts.mixing.MixedScore`
-(Eq. 8 with optional guidance, one batched forward per step) -> log-mel. :func:`vocode`: mel ->
+``encoder_condition``, docs/DESIGN.md §1.3) -> the decoder family's solver over a
+:class:`~.tts.mixing.MixedOutput` (Eq. 8 on scores or velocities, with optional guidance, one
+batched forward per evaluation) -> log-mel. :func:`vocode`: mel ->
 wav. :func:`synthesize` is the two together; ``emomix eval`` calls the first and vocodes in
 batches itself. Long text is split at sentence boundaries; each sentence is sampled on its own
 and the mels are joined with a short silence. The seed fixes all randomness (one
@@ -32,12 +33,12 @@ from .text import text_to_ids
 from .tts.mixing import (
     ENCODER_CONDITIONS,
     NEUTRAL,
-    MixedScore,
+    MixedOutput,
     check_guidance,
     condition_for_encoder,
     normalise_weights,
 )
-from .tts.sampling import SOLVERS
+from .tts import flow, sampling
 
 # used only for settings a model does not store (the shipped model stores its own)
 FALLBACK_SAMPLER = {"steps": 10, "temperature": 1.0, "solver": "euler", "k_max": 1.0, "k_min": 0.0,
@@ -79,8 +80,7 @@ class SynthesisOptions:
         return resolved
 
     def check(self, model) -> None:
-        if self.solver not in SOLVERS:
-            raise EmomixError(f"unknown solver '{self.solver}'; choose one of: {', '.join(SOLVERS)}")
+        check_solver(self.solver, getattr(model, "family", "score2d"))
         if self.encoder_condition not in ENCODER_CONDITIONS:
             raise EmomixError(f"unknown encoder condition '{self.encoder_condition}'; "
                               f"use {', '.join(ENCODER_CONDITIONS)}")
@@ -95,6 +95,19 @@ class SynthesisOptions:
     def sampler(self) -> dict:
         """The sampler settings (for reports): steps … encoder_condition."""
         return {key: getattr(self, key) for key in FALLBACK_SAMPLER}
+
+
+FAMILY_SOLVERS = {"score2d": tuple(sampling.SOLVERS), "flow1d": tuple(flow.SOLVERS)}
+
+
+def check_solver(solver: str, family: str) -> None:
+    """EmomixError naming the family when ``solver`` is not one of ``family``'s solvers."""
+    allowed = FAMILY_SOLVERS[family]
+    if solver in allowed:
+        return
+    owners = [name for name, names in FAMILY_SOLVERS.items() if solver in names]
+    what = f"solver '{solver}' is for {owners[0]} models" if owners else f"unknown solver '{solver}'"
+    raise EmomixError(f"{what}; this {family} model takes one of: {', '.join(allowed)}")
 
 
 @dataclass
@@ -227,11 +240,10 @@ def synthesize_mels(bundle, text: str, weights: Mapping[str, float],
             mu, mask = fill_padding(encoded["mu_y"], frames)
             tick = time.perf_counter()
             timings["encoder"] += tick - tock
-            score = MixedScore(model, mu, mask, conditions, weights_used, options.k_max,
-                               options.k_min, options.sequential, options.guidance)
-            mel = SOLVERS[options.solver](score, mu, mask, int(options.steps), options.temperature,
-                                          generator, beta_min=model.cfg.beta_min,
-                                          beta_max=model.cfg.beta_max)
+            mixed = MixedOutput(model, mu, mask, conditions, weights_used, options.k_max,
+                                options.k_min, options.sequential, options.guidance)
+            mel = model.sample(mixed, mu, mask, options.solver, int(options.steps),
+                               options.temperature, generator)
             timings["decoder"] += time.perf_counter() - tick
             mels.append(mel[0, :, :frames].float().cpu().numpy())
     return MelResult(sentence_mels=mels, weights_used=weights_used, options=options,

@@ -1,4 +1,4 @@
-"""Mixing (EmoMix Eq. 8): weights, schedule and the batched MixedScore, against docs/DESIGN.md §1."""
+"""Mixing (EmoMix Eq. 8): weights, schedule and the batched MixedOutput, against docs/DESIGN.md §1."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 
 from emomix_cli.errors import EmomixError
 from emomix_cli.tts.mixing import (
-    MixedScore,
+    MixedOutput,
     condition_for_encoder,
     normalise_weights,
     plan_schedule,
@@ -132,7 +132,7 @@ def test_encoder_condition_is_the_weighted_prototype_average():
         condition_for_encoder(prototypes, {"angry": 1.0}, mode="median")
 
 
-# ---------------------------------------------------------------- MixedScore
+# ---------------------------------------------------------------- MixedOutput
 class ToyScoreModel:
     """s = tanh(W e + V spk + t)·(μ − x) + x² (per row; nonlinear in e so mixing is not trivial)."""
 
@@ -142,7 +142,11 @@ class ToyScoreModel:
         self.v = torch.randn(80, spk_dim, generator=generator, dtype=torch.float64)
         self.batches = []
 
-    def score(self, x, mask, mu, t, emotion, spk):
+    @staticmethod
+    def noise_level(t):
+        return t
+
+    def network_output(self, x, mask, mu, t, emotion, spk):
         self.batches.append((x.shape[0], x.stride(0)))
         gate = emotion @ self.w.T + t[:, None]
         if spk is not None:
@@ -165,7 +169,7 @@ def _single(model, x, mu, mask, emotion, spk, t):
     times = torch.full((x.shape[0],), t, dtype=x.dtype)
     e = emotion.expand(x.shape[0], -1)
     s = None if spk is None else spk.expand(x.shape[0], -1)
-    return model.score(x, mask, mu, times, e, s)
+    return model.network_output(x, mask, mu, times, e, s)
 
 
 def test_batched_conditions_equal_separate_calls():
@@ -173,13 +177,13 @@ def test_batched_conditions_equal_separate_calls():
     x, mu, mask, vectors, spk = _inputs()
     weights = {"angry": 0.5, "happy": 0.3, "sad": 0.2}
     conditions = {name: (vectors[name], spk) for name in weights}
-    mixed = MixedScore(model, mu, mask, conditions, weights)
+    mixed = MixedOutput(model, mu, mask, conditions, weights)
     expected = sum(w * _single(model, x, mu, mask, vectors[n], spk, 0.4) for n, w in weights.items())
     model.batches.clear()
     out = mixed(x, 0.4)
     assert model.batches == [(3, 0)]  # one forward, M = 3 rows, x broadcast (stride 0) not copied
     assert torch.allclose(out, expected, atol=1e-12)
-    sequential = MixedScore(model, mu, mask, conditions, weights, sequential=True)
+    sequential = MixedOutput(model, mu, mask, conditions, weights, sequential=True)
     assert torch.allclose(sequential(x, 0.4), expected, atol=1e-12)
     assert sequential.n_forward == 3 and mixed.n_forward == 1
 
@@ -188,7 +192,7 @@ def test_weight_one_and_zero_equals_the_single_emotion():
     model = ToyScoreModel()
     x, mu, mask, vectors, spk = _inputs()
     conditions = {n: (vectors[n], spk) for n in ("angry", "happy")}
-    mixed = MixedScore(model, mu, mask, conditions, {"angry": 1.0, "happy": 0.0})
+    mixed = MixedOutput(model, mu, mask, conditions, {"angry": 1.0, "happy": 0.0})
     assert torch.allclose(mixed(x, 0.7), _single(model, x, mu, mask, vectors["angry"], spk, 0.7))
 
 
@@ -196,7 +200,7 @@ def test_two_identical_conditions_change_nothing():
     model = ToyScoreModel()
     x, mu, mask, vectors, spk = _inputs()
     conditions = {"angry": (vectors["sad"], spk), "happy": (vectors["sad"], spk)}
-    mixed = MixedScore(model, mu, mask, conditions, {"angry": 0.6, "happy": 0.4})
+    mixed = MixedOutput(model, mu, mask, conditions, {"angry": 0.6, "happy": 0.4})
     assert torch.allclose(mixed(x, 0.3), _single(model, x, mu, mask, vectors["sad"], spk, 0.3),
                           atol=1e-12)
 
@@ -206,7 +210,7 @@ def test_mixed_score_follows_the_schedule():
     x, mu, mask, vectors, _ = _inputs()
     weights = {"angry": 0.7, "happy": 0.3}
     conditions = {n: (vectors[n], None) for n in weights}
-    mixed = MixedScore(model, mu, mask, conditions, weights, k_max=0.6, k_min=0.2)
+    mixed = MixedOutput(model, mu, mask, conditions, weights, k_max=0.6, k_min=0.2)
     single = {n: _single(model, x, mu, mask, vectors[n], None, t)
               for n, t in (("angry", 0.9), ("happy", 0.1))}
     assert torch.allclose(mixed(x, 0.9), single["angry"])
@@ -222,7 +226,7 @@ def test_several_utterances_times_several_conditions():
     speakers = torch.stack([spk, -spk])  # a different speaker per utterance
     weights = {"angry": 0.6, "sad": 0.4}
     conditions = {n: (vectors[n], speakers) for n in weights}
-    out = MixedScore(model, mu, mask, conditions, weights)(x, 0.5)
+    out = MixedOutput(model, mu, mask, conditions, weights)(x, 0.5)
     assert out.shape == x.shape
     for b in range(2):
         expected = sum(w * _single(model, x[b:b + 1], mu[b:b + 1], mask[b:b + 1], vectors[n],

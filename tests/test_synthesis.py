@@ -21,7 +21,7 @@ from emomix_cli.synthesis import (
 )
 from emomix_cli.text import default_symbol_table, text_to_ids
 from emomix_cli.tts import TTSBundle
-from emomix_cli.tts.mixing import MixedScore
+from emomix_cli.tts.mixing import MixedOutput
 from emomix_cli.tts.model import EmoMixTTS, TTSConfig
 from emomix_cli.vocoder import load_vocoder
 
@@ -99,7 +99,7 @@ def test_mixed_score_of_real_model_is_the_weighted_sum(bundle):
     x = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
     vectors = dict(zip(EMOTIONS, bundle.prototypes.vectors, strict=True))
     weights = {"angry": 0.5, "happy": 0.3, "neutral": 0.2}
-    mixed = MixedScore(model, mu, mask, {n: (vectors[n], spk[0]) for n in weights}, weights)
+    mixed = MixedOutput(model, mu, mask, {n: (vectors[n], spk[0]) for n in weights}, weights)
     t = torch.tensor([0.37])
     with torch.no_grad():
         expected = sum(w * model.score(x, mask, mu, t, vectors[n][None], spk) for n, w in weights.items())
@@ -112,7 +112,7 @@ def test_identical_conditions_change_nothing_on_real_model(bundle):
     mu, mask, spk = _prior(bundle)
     x = torch.randn(mu.shape, generator=torch.Generator().manual_seed(1))
     same = bundle.prototypes.vectors[2]
-    mixed = MixedScore(model, mu, mask, {"angry": (same, spk[0]), "happy": (same, spk[0])},
+    mixed = MixedOutput(model, mu, mask, {"angry": (same, spk[0]), "happy": (same, spk[0])},
                        {"angry": 0.6, "happy": 0.4})
     with torch.no_grad():
         single = model.score(x, mask, mu, torch.tensor([0.8]), same[None], spk)
@@ -273,11 +273,11 @@ def test_guidance_1_is_plain_eq8_and_other_w_extrapolate(guided_bundle):
         null = model.score(x, mask, mu, t, protos["angry"][None], spk[None], torch.tensor([True]))
         plain = 0.7 * per["angry"] + 0.3 * per["happy"]
         for w in (1.0, 2.5):
-            mixed = MixedScore(model, mu, mask, conditions, weights, guidance=w)
+            mixed = MixedOutput(model, mu, mask, conditions, weights, guidance=w)
             expected = null + w * (0.7 * (per["angry"] - null) + 0.3 * (per["happy"] - null))
             assert torch.allclose(mixed(x, 0.5), expected, atol=1e-5)
             assert mixed.n_forward == 1  # the null row rides in the same batched call
-        assert torch.allclose(MixedScore(model, mu, mask, conditions, weights)(x, 0.5), plain, atol=1e-5)
+        assert torch.allclose(MixedOutput(model, mu, mask, conditions, weights)(x, 0.5), plain, atol=1e-5)
         assert not torch.allclose(null, per["angry"], atol=1e-3)  # the null row is really unconditional
 
 

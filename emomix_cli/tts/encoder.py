@@ -1,12 +1,18 @@
-"""Grad-TTS text encoder conditioned on emotion (and speaker).
+"""Grad-TTS / Matcha-TTS text encoder conditioned on emotion (and speaker).
 
-Token embedding → ConvReluNorm prenet → [concat condition over time] → transformer with
-relative-position self-attention → ``proj_m`` (μ, ``[B, n_feats, Tx]``) and a duration
-predictor ``proj_w`` (log w, ``[B, 1, Tx]``) that sees the same input, detached.
-The condition is the concatenation of the speaker vector and the projected emotion
-embedding, broadcast over time, exactly as Grad-TTS concatenates its speaker vector.
-Parameter names follow the official Grad-TTS ``TextEncoder`` so its weights load where the
-shapes match.
+Token embedding → ConvReluNorm prenet → [+ emotion bias] → [concat condition over time] →
+transformer → ``proj_m`` (μ, ``[B, n_feats, Tx]``) and a duration predictor ``proj_w``
+(log w, ``[B, 1, Tx]``) that sees the same input, detached.
+
+- Position: relative-position attention with a window (Grad-TTS) or rotary position embeddings
+  on half of each head's channels (Matcha-TTS, ``rotary=True``).
+- Conditions: the speaker vector (and, with ``cond_dim`` including it, the projected emotion)
+  is concatenated over time, as Grad-TTS concatenates its speaker vector; or the emotion is
+  added to the prenet output through ``emo_in`` (``add_dim``), a zero-initialised projection,
+  so a pretrained encoder keeps its shapes and computes what it did until training moves it.
+
+Parameter names follow the official Grad-TTS and Matcha-TTS encoders so their weights load
+where the shapes match.
 """
 
 from __future__ import annotations
@@ -90,10 +96,29 @@ def relative_position_onehot(length: int, window_size: int, device=None) -> Tens
     return onehot * inside.unsqueeze(-1)
 
 
-class MultiHeadAttention(nn.Module):
-    """Self-attention with relative-position keys and values (Shaw et al.), window ``w``.
+def rotate_half_features(x: Tensor, rotated: int, base: float = 10_000.0) -> Tensor:
+    """Rotary position embedding on the first ``rotated`` channels of ``x [B, H, T, d]``.
 
-    ``score_ij = q_i·k_j/√d + q_i·E^k_{j−i}/√d`` for ``|j − i| ≤ w``; the output adds
+    Pairs ``(x_i, x_{i+r/2})`` (r = ``rotated``) of position m are rotated by the angle
+    ``m·θ_i``, ``θ_i = base^(−2i/r)``: ``x·cos + [−x_{r/2:r}, x_{:r/2}]·sin``. The remaining
+    ``d − r`` channels pass unchanged (Matcha-TTS rotates half of each head).
+    """
+    length = x.shape[2]
+    theta = base ** (-torch.arange(0, rotated, 2, device=x.device, dtype=torch.float32) / rotated)
+    angles = torch.arange(length, device=x.device, dtype=torch.float32)[:, None] * theta[None]
+    angles = torch.cat([angles, angles], dim=-1)  # [T, r]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    head, rest = x[..., :rotated], x[..., rotated:]
+    half = rotated // 2
+    turned = torch.cat([-head[..., half:], head[..., :half]], dim=-1)
+    return torch.cat([head * cos + turned * sin, rest], dim=-1)
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with positions from relative keys and values (Shaw et al.), window ``w``,
+    or rotary embeddings (``rotary=True``, on half of each head's channels; no parameters).
+
+    Relative: ``score_ij = q_i·k_j/√d + q_i·E^k_{j−i}/√d`` for ``|j − i| ≤ w``; the output adds
     ``Σ_j p_ij E^v_{j−i}``. The relative tables are shared across heads (``[1, 2w+1, d]``).
     """
 
@@ -104,13 +129,18 @@ class MultiHeadAttention(nn.Module):
         n_heads: int,
         window_size: int | None = None,
         p_dropout: float = 0.0,
+        rotary: bool = False,
     ):
         super().__init__()
         if channels % n_heads:
             raise ValueError(f"channels ({channels}) must be divisible by n_heads ({n_heads})")
+        if rotary and window_size is not None:
+            raise ValueError("rotary attention takes no relative window; pass window_size=None")
         self.n_heads = n_heads
         self.window_size = window_size
         self.k_channels = channels // n_heads
+        # Matcha-TTS rotates int(d · 0.5) channels of each head
+        self.rotary_channels = int(self.k_channels * 0.5) if rotary else 0
         self.conv_q = nn.Conv1d(channels, channels, 1)
         self.conv_k = nn.Conv1d(channels, channels, 1)
         self.conv_v = nn.Conv1d(channels, channels, 1)
@@ -135,6 +165,9 @@ class MultiHeadAttention(nn.Module):
             return h.view(batch, self.n_heads, self.k_channels, length).transpose(2, 3)
 
         query, key, value = heads(self.conv_q(x)), heads(self.conv_k(x)), heads(self.conv_v(x))
+        if self.rotary_channels:
+            query = rotate_half_features(query, self.rotary_channels)
+            key = rotate_half_features(key, self.rotary_channels)
         query = query / math.sqrt(self.k_channels)
         scores = query @ key.transpose(-2, -1)
         if self.window_size is not None:
@@ -177,11 +210,13 @@ class Encoder(nn.Module):
         kernel_size: int = 1,
         p_dropout: float = 0.0,
         window_size: int | None = None,
+        rotary: bool = False,
     ):
         super().__init__()
         self.drop = nn.Dropout(p_dropout)
         self.attn_layers = nn.ModuleList(
-            MultiHeadAttention(hidden_channels, hidden_channels, n_heads, window_size, p_dropout)
+            MultiHeadAttention(hidden_channels, hidden_channels, n_heads, window_size, p_dropout,
+                               rotary)
             for _ in range(n_layers)
         )
         self.norm_layers_1 = nn.ModuleList(LayerNorm(hidden_channels) for _ in range(n_layers))
@@ -206,6 +241,8 @@ class TextEncoder(nn.Module):
 
     ``cond_dim`` is the width of the condition concatenated to the prenet output (speaker
     vector + projected emotion; 0 for none, which is the single-speaker Grad-TTS encoder).
+    ``add_dim``: the width of a vector added to the prenet output through the zero-initialised
+    ``emo_in`` (0: none). ``rotary``: Matcha-TTS's rotary attention instead of the window.
     """
 
     def __init__(
@@ -221,28 +258,41 @@ class TextEncoder(nn.Module):
         p_dropout: float,
         window_size: int | None = 4,
         cond_dim: int = 0,
+        add_dim: int = 0,
+        rotary: bool = False,
     ):
         super().__init__()
         self.n_channels = n_channels
-        self.cond_dim = cond_dim
+        self.cond_dim, self.add_dim = cond_dim, add_dim
         self.emb = nn.Embedding(n_vocab, n_channels)
         nn.init.normal_(self.emb.weight, 0.0, n_channels**-0.5)
         self.prenet = ConvReluNorm(n_channels, kernel_size=5, n_layers=3, p_dropout=0.5)
+        if add_dim:
+            self.emo_in = nn.Linear(add_dim, n_channels)
+            nn.init.zeros_(self.emo_in.weight)
+            nn.init.zeros_(self.emo_in.bias)
         width = n_channels + cond_dim
         self.encoder = Encoder(
-            width, filter_channels, n_heads, n_layers, kernel_size, p_dropout, window_size
+            width, filter_channels, n_heads, n_layers, kernel_size, p_dropout, window_size, rotary
         )
         self.proj_m = nn.Conv1d(width, n_feats, 1)
         self.proj_w = DurationPredictor(width, filter_channels_dp, kernel_size, p_dropout)
 
     def forward(
-        self, tokens: Tensor, lengths: Tensor, cond: Tensor | None = None
+        self, tokens: Tensor, lengths: Tensor, cond: Tensor | None = None,
+        add: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """``tokens [B, Tx]`` long, ``lengths [B]``, ``cond [B, cond_dim]`` or None."""
+        """``tokens [B, Tx]`` long, ``lengths [B]``, ``cond [B, cond_dim]`` or None,
+        ``add [B, add_dim]`` or None."""
         x = self.emb(tokens) * math.sqrt(self.n_channels)
         x = x.transpose(1, 2)
         x_mask = sequence_mask(lengths, tokens.shape[1]).unsqueeze(1).to(x.dtype)
         x = self.prenet(x, x_mask)
+        if self.add_dim:
+            if add is None or add.shape[-1] != self.add_dim:
+                got = None if add is None else tuple(add.shape)
+                raise ValueError(f"the encoder needs an added vector [B, {self.add_dim}], got {got}")
+            x = x + self.emo_in(add).unsqueeze(-1) * x_mask
         if self.cond_dim:
             if cond is None or cond.shape[-1] != self.cond_dim:
                 got = None if cond is None else tuple(cond.shape)

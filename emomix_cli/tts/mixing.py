@@ -1,13 +1,16 @@
-"""Emotion mixing (EmoMix Eq. 8) as a wrapper around the score model.
+"""Emotion mixing (EmoMix Eq. 8) as a wrapper around the decoder's network output.
 
-``s_mix(x_t, t) = Σ_i γ_i s_θ(x_t, t, μ, s, e_i)``: the reverse update is linear in the score,
-so mixing scores equals mixing noise predictions. :class:`MixedScore` is a plain callable
-``(x, t) -> score`` (the k-diffusion pattern), so every sampler in :mod:`.sampling` mixes for
-free. The active conditions at ``t`` follow :func:`plan_schedule` (two thresholds on t):
+``o_mix(x_t, t) = Σ_i γ_i o_θ(x_t, t, μ, s, e_i)``, where o is the score (score2d) or the
+velocity (flow1d). Each solver step is linear in o, so mixing scores equals mixing noise
+predictions, and mixing velocities mixes the flow the same way (docs/DESIGN.md §1.6).
+:class:`MixedOutput` is a plain callable ``(x, t) -> o`` (the k-diffusion pattern), so every
+solver of either family mixes for free. The active conditions follow :func:`plan_schedule`,
+two thresholds on the *noise level* n ∈ [0, 1] (1 = pure noise at the start of sampling, 0 =
+data), the same user unit in both families (score2d: n = t; flow1d: n = 1 − t):
 
-- ``t > k_max``: the base emotion alone (the largest weight; ties: the first given);
-- ``k_min <= t <= k_max``: the full combination;
-- ``t < k_min``: the mixed-in emotions alone, renormalised (the base when there are none).
+- ``n > k_max``: the base emotion alone (the largest weight; ties: the first given);
+- ``k_min <= n <= k_max``: the full combination;
+- ``n < k_min``: the mixed-in emotions alone, renormalised (the base when there are none).
 
 Intensity is mixing with Neutral: :func:`normalise_weights` gives a sum ``w < 1`` the
 remainder ``1 − w`` on Neutral; sums above 1 are an error, never silently renormalised.
@@ -86,7 +89,7 @@ def base_emotion(weights: Mapping[str, float]) -> str:
 
 
 def plan_schedule(weights: Mapping[str, float], k_max: float, k_min: float, t: float) -> dict[str, float]:
-    """The emotions active at diffusion time ``t`` and their weights (summing to 1)."""
+    """The emotions active at noise level ``t`` (1 = noise) and their weights (summing to 1)."""
     _check_thresholds(k_max, k_min)
     base = base_emotion(weights)
     active = {name: float(w) for name, w in weights.items() if w > 0}
@@ -136,15 +139,17 @@ def _per_utterance(vector: torch.Tensor | None, batch: int) -> torch.Tensor | No
     return vector
 
 
-class MixedScore:
-    """Callable ``(x[B,80,T], t) -> Σ_i γ_i(t) s_θ(x, t, μ, s, e_i)`` for the conditions active at t.
+class MixedOutput:
+    """Callable ``(x[B,80,T], t) -> Σ_i γ_i(t) o_θ(x, t, μ, s, e_i)`` for the conditions active
+    at t (o: score or velocity, whichever the model's family outputs).
 
     ``conditions`` maps each emotion name to ``(emotion_vec [D] or [B, D], spk_vec [S] or
-    [B, S] or None)``. ``model.score(x, mask, mu, t, emotion, spk)`` is called ONCE per step on
-    a batch of ``B × M`` rows (M = active conditions; utterance-major), with x, μ and mask
-    broadcast across conditions (a view when B = 1). ``sequential=True`` makes M separate calls
-    instead (the benchmark's baseline); both give the same result. ``n_forward`` counts the
-    model calls and ``n_evaluations`` the score evaluations.
+    [B, S] or None)``. ``model.network_output(x, mask, mu, t, emotion, spk)`` is called ONCE per
+    evaluation on a batch of ``B × M`` rows (M = active conditions; utterance-major), with x, μ
+    and mask broadcast across conditions (a view when B = 1); ``model.noise_level(t)`` maps the
+    family's time to the window's unit. ``sequential=True`` makes M separate calls instead (the
+    benchmark's baseline); both give the same result. ``n_forward`` counts the model calls and
+    ``n_evaluations`` the evaluations of the mix.
     """
 
     def __init__(
@@ -177,8 +182,8 @@ class MixedScore:
         self.n_evaluations = 0
 
     def active(self, t: float) -> dict[str, float]:
-        """The weights in use at time ``t`` (see :func:`plan_schedule`)."""
-        return plan_schedule(self.weights, self.k_max, self.k_min, float(t))
+        """The weights in use at the model's time ``t`` (see :func:`plan_schedule`)."""
+        return plan_schedule(self.weights, self.k_max, self.k_min, self.model.noise_level(float(t)))
 
     def __call__(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         t = float(t)
@@ -205,8 +210,8 @@ class MixedScore:
             flags = torch.tensor([n is None for n in names], device=x.device)
             extra["unconditional"] = flags.repeat(batch)
         times = torch.full((batch * m,), t, dtype=x.dtype, device=x.device)
-        return self.model.score(_repeat(x, m), _repeat(self.mask, m), _repeat(self.mu, m), times,
-                                emotion, spk, **extra)
+        return self.model.network_output(_repeat(x, m), _repeat(self.mask, m), _repeat(self.mu, m),
+                                         times, emotion, spk, **extra)
 
 
 def check_guidance(model, guidance: float) -> None:
@@ -221,7 +226,8 @@ def check_guidance(model, guidance: float) -> None:
 
 
 def guided_coefficients(active: Mapping[str, float], guidance: float) -> list[tuple[str | None, float]]:
-    """Rows and coefficients of ``s = s_∅ + w Σ γ_i (s_i − s_∅)`` (docs/DESIGN.md §1.4).
+    """Rows and coefficients of ``o = o_∅ + w Σ γ_i (o_i − o_∅)`` (docs/DESIGN.md §1.4), o the
+    score or the velocity.
 
     w = 1 gives exactly Eq. 8, ``Σ γ_i s_i`` with no null row; otherwise the null row (None)
     gets ``1 − w Σ γ_i`` and each emotion ``w γ_i``."""

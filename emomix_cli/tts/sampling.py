@@ -1,7 +1,7 @@
 """Reverse-time samplers for the Grad-TTS SDE, each a plain function of a score callable.
 
 Forward SDE: ``dX = ½(μ − X)β_t dt + √β_t dW``, ``β_t = β0 + (β1 − β0)t``. Every sampler takes
-``score_fn(x[B,80,T], t: float) -> s[B,80,T]`` (a model, or a :class:`.mixing.MixedScore`),
+``score_fn(x[B,80,T], t: float) -> s[B,80,T]`` (a model, or a :class:`.mixing.MixedOutput`),
 starts at ``x_1 = μ + z/τ`` (τ = temperature) and returns ``x_0`` [B,80,T] (masked).
 
 - ``euler``: Grad-TTS's probability-flow ODE with N midpoint steps, ``t_i = 1 − (i+½)/N``:
@@ -50,7 +50,7 @@ def euler(score_fn: ScoreFn, mu: torch.Tensor, mask: torch.Tensor, n_steps: int,
           stochastic: bool = False, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX,
           x_start: torch.Tensor | None = None) -> torch.Tensor:
     """Grad-TTS reverse diffusion (Euler, midpoint times); ``x_start`` overrides x_1 (tests)."""
-    _check_steps(n_steps)
+    check_steps(n_steps)
     h = 1.0 / n_steps
     x = _start(mu, mask, temperature, generator, x_start)
     for i in range(n_steps):
@@ -79,7 +79,7 @@ def heun(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = 1.5,
          beta_max: float = BETA_MAX, x_start: torch.Tensor | None = None,
          t_end: float = T_END) -> torch.Tensor:
     """Heun's method on the probability-flow ODE, uniform t from 1 to ``t_end`` (2N score calls)."""
-    _check_steps(n_steps)
+    check_steps(n_steps)
 
     def velocity(x, t):  # dx/dt of the probability-flow ODE
         return 0.5 * (mu - x - score_fn(x, t)) * beta(t, beta_min, beta_max)
@@ -122,7 +122,7 @@ def dpm2m(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = 1.5,
     In y = x − μ: ``y_t = (σ_t/σ_s) y_s + α_t(1 − e^{−h}) D``, h = λ_t − λ_s (log-SNR),
     D = the data prediction at s, extrapolated with the previous one from the second step on.
     """
-    _check_steps(n_steps)
+    check_steps(n_steps)
     lam_start, lam_end = (_log_snr(t, beta_min, beta_max) for t in (1.0, t_end))
     lams = torch.linspace(lam_start, lam_end, n_steps + 1).tolist()
     times = [1.0] + [_time_of_log_snr(lam, beta_min, beta_max) for lam in lams[1:-1]] + [t_end]
@@ -143,7 +143,7 @@ def dpm2m(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = 1.5,
     return (y + mu) * mask
 
 
-def _check_steps(n_steps: int) -> None:
+def check_steps(n_steps: int) -> None:
     if int(n_steps) != n_steps or n_steps < 1:
         raise EmomixError(f"steps must be a positive integer, got {n_steps}; e.g. --steps 25")
 

@@ -36,9 +36,7 @@ from ..datasets import FeatureStore, LengthBucketSampler, MelDataset, collate
 from ..errors import EmomixError
 from ..plotting import save_mel_png
 from ..train_loop import LoopConfig, dist_info, fit, seed_everything
-from . import sde
-from .mixing import MixedScore
-from .sampling import euler
+from .mixing import MixedOutput
 from .speaker import Wav2Vec2SpeakerEncoder, check_speaker_encoder, store_speaker_embeddings
 
 
@@ -60,8 +58,9 @@ class TTSTrainConfig:
     # k-th optimizer step (step % k == 0) and weight it k · λ_style there: the same expected
     # gradient for 1/k of its cost (a CPU lever, benchmarks/profile_train_step.py); 1 = every step
     style_every: int = 1
-    # weight each item's style loss by a_t² = e^{-∫β} (sde.x0_weight): x̂0 amplifies the score
-    # error by 1/a_t (~150x at t = 1), so without it noisy-time items dominate the style loss
+    # weight each item's style loss by the decoder family's weight of its one-step estimate
+    # (score2d: a_t² = e^{-∫β}, since x̂0 amplifies the score error by 1/a_t, ~150x at t = 1;
+    # flow1d: t², the share of x_t that is data), so near-noise items do not dominate
     style_snr_weighting: bool = True
     out_size: int = 172  # decoder segment in frames (Grad-TTS: 2 s); 0 = whole utterances
     n_val_steps: int = 25  # reverse-diffusion steps of the validation samples
@@ -159,20 +158,35 @@ def ser_embeddings(store, ser: nn.Module, ser_path: Path, items: list[dict] | No
 # ---------------------------------------------------------------- data
 class TTSCollate:
     """``datasets.collate`` + the per-utterance condition vectors looked up by id:
-    ``emotion_embedding [B, D]`` (SER of the target) and ``speaker_vector [B, S_in]``."""
+    ``emotion_embedding [B, D]`` (SER of the target), ``speaker_vector [B, S_in]`` and
+    ``neutral_embedding [B, D]`` (the speaker's Neutral prototype, for encoder-emotion dropout)."""
 
     def __init__(self, emotion_vectors: dict[str, np.ndarray],
-                 speaker_vectors: dict[str, np.ndarray] | None = None):
-        self.emotion_vectors, self.speaker_vectors = emotion_vectors, speaker_vectors
+                 speaker_vectors: dict[str, np.ndarray] | None = None,
+                 neutral_vectors: dict[str, np.ndarray] | None = None):
+        self.vectors = {"emotion_embedding": emotion_vectors, "speaker_vector": speaker_vectors,
+                        "neutral_embedding": neutral_vectors}
 
     def __call__(self, samples: list[dict]) -> dict:
         batch = collate(samples)
-        batch["emotion_embedding"] = torch.from_numpy(
-            np.stack([self.emotion_vectors[i] for i in batch["ids"]]).astype(np.float32))
-        if self.speaker_vectors is not None:
-            batch["speaker_vector"] = torch.from_numpy(
-                np.stack([self.speaker_vectors[i] for i in batch["ids"]]).astype(np.float32))
+        for key, table in self.vectors.items():
+            if table is not None:
+                batch[key] = torch.from_numpy(
+                    np.stack([np.asarray(table[i]) for i in batch["ids"]]).astype(np.float32))
         return batch
+
+
+def neutral_vectors(prototypes, items: list[dict]) -> dict[str, np.ndarray]:
+    """Each utterance's speaker's Neutral prototype (the global one where a speaker has none)."""
+    if "neutral" not in prototypes.emotions:
+        raise EmomixError("model.enc_cond_dropout needs a 'neutral' emotion in the data; "
+                          "set it to 0")
+    by_speaker = {}
+    for item in items:
+        speaker = item.get("speaker")
+        if speaker not in by_speaker:
+            by_speaker[speaker] = prototypes.vector("neutral", speaker).float().numpy()
+    return {item["id"]: by_speaker[item.get("speaker")] for item in items}
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -238,8 +252,8 @@ def sample_prototypes(model, tokens: torch.Tensor, prototypes, speaker_input, n_
     """One mel ``[80, T_e]`` per prototype emotion for ``tokens [L]``, all emotions in one batch
     (batch dimension E); ``speaker_input``: ``[1]`` id, ``[1, S_in]`` vector or None.
 
-    The library's sampler (:func:`.sampling.euler` over a :class:`.mixing.MixedScore`, with the
-    model's own β range), so a validation sample is what ``emomix mix`` would give for it.
+    The library's sampler (the family's Euler over a :class:`.mixing.MixedOutput`), so a
+    validation sample is what ``emomix mix`` would give for it.
     """
     device = next(model.parameters()).device
     n = len(prototypes.emotions)
@@ -252,10 +266,9 @@ def sample_prototypes(model, tokens: torch.Tensor, prototypes, speaker_input, n_
     enc = model.encode(tokens, lengths, emotion, spk)
     mu, mask = enc["mu_y"], enc["y_mask"]
     # one condition whose vectors differ per row (row e = prototype e), with weight 1
-    score = MixedScore(model, mu, mask, {"prototype": (emotion, spk)}, {"prototype": 1.0})
+    output = MixedOutput(model, mu, mask, {"prototype": (emotion, spk)}, {"prototype": 1.0})
     generator = torch.Generator(device=device).manual_seed(seed)
-    mel = euler(score, mu, mask, n_steps, temperature, generator,
-                beta_min=model.cfg.beta_min, beta_max=model.cfg.beta_max)
+    mel = model.sample(output, mu, mask, "euler", n_steps, temperature, generator)
     frames = mask.sum(dim=(1, 2)).long().tolist()
     return {name: mel[i, :, : frames[i]].float().cpu() for i, name in enumerate(prototypes.emotions)}
 
@@ -290,7 +303,7 @@ def build_model_config(cfg: TTSTrainConfig, n_vocab: int, n_speakers: int, emoti
     """The preset's TTSConfig + ``cfg.model`` overrides + what the data decides (vocabulary,
     speakers, emotion size, speaker encoder); a data-decided key in ``model`` is an error."""
     from ..config import from_dict
-    from .model import TTSConfig, preset
+    from .model import TTSConfig, merge_nested, preset
 
     decided = {"n_vocab": n_vocab, "n_speakers": max(n_speakers, 1), "emotion_dim": emotion_dim,
                "speaker_encoder": cfg.speaker_encoder, "out_size": cfg.out_size}
@@ -300,7 +313,7 @@ def build_model_config(cfg: TTSTrainConfig, n_vocab: int, n_speakers: int, emoti
     if clash:
         raise EmomixError(f"config key 'model.{clash[0]}' is set from the data/top-level config; "
                           "remove it from 'model'")
-    values = {**preset(cfg.preset), **cfg.model, **decided}
+    values = merge_nested(merge_nested(preset(cfg.preset), cfg.model), decided)
     return from_dict(TTSConfig, values, prefix="model.")
 
 
@@ -385,7 +398,9 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
     val_set = MelDataset(store, "val") if val_items else None
     val_set = val_set if val_set is not None and len(val_set) else None
     vocoder = sample_vocoder(store.audio) if val_set is not None and info.rank == 0 else None
-    collate_fn = TTSCollate(emotion_vectors, speaker_vectors)
+    neutral = (neutral_vectors(prototypes, train_items + val_items)
+               if model_cfg.enc_cond_dropout > 0 else None)
+    collate_fn = TTSCollate(emotion_vectors, speaker_vectors, neutral)
     sampler = LengthBucketSampler(train_set.lengths, cfg.train.batch_size, seed=cfg.train.seed,
                                   rank=info.rank, world_size=info.world_size)
 
@@ -407,7 +422,7 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
         out = model_.compute_loss(
             batch["tokens"], batch["token_lengths"], batch["mel"], batch["mel_lengths"],
             batch["emotion_embedding"], _speaker_input(batch, cfg.speaker_encoder), out_size=out_size,
-            generator=generator,
+            generator=generator, neutral=batch.get("neutral_embedding"),
         )
         total = out["dur_loss"] + out["prior_loss"] + out["diff_loss"]
         values = {"dur_loss": out["dur_loss"], "prior_loss": out["prior_loss"],
@@ -415,8 +430,7 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
         if not style_on:
             values["style_loss"] = torch.zeros((), device=device_)
         elif style_scale:
-            weight = sde.x0_weight(out["t"], model_cfg.beta_min, model_cfg.beta_max) \
-                if cfg.style_snr_weighting else None
+            weight = out["style_weight"] if cfg.style_snr_weighting else None
             style = style_loss(ser, out["x0_hat"], out["target"], out["seg_mask"], weight)
             total = total + style_scale * cfg.style_weight * style
             values["style_loss"] = style

@@ -31,7 +31,8 @@ def fix_len_compatibility(length: int, num_downsamplings_in_unet: int = 2) -> in
 class MaskedGroupNorm(nn.GroupNorm):
     """GroupNorm whose statistics use only the frames where ``mask`` is 1.
 
-    ``x: [B, C, F, T]``, ``mask: [B, 1, 1, T]``. With an all-ones mask it equals
+    ``x: [B, C, ..., T]`` (``[B, C, F, T]`` in the 2-D decoder, ``[B, C, T]`` in the 1-D one),
+    ``mask: [B, 1, ..., T]`` of the same rank. With an all-ones mask it equals
     ``nn.GroupNorm`` (same parameters ``weight``/``bias``).
     """
 
@@ -42,19 +43,19 @@ class MaskedGroupNorm(nn.GroupNorm):
         if valid is not None:  # every item valid on the same prefix (inference, mixing batches)
             return self._prefix_norm(x, valid)
         # statistics in float32: under fp16 autocast the sums over C/G·F·T elements overflow
-        batch, channels = x.shape[:2]
+        batch = x.shape[0]
         grouped = x.float().reshape(batch, self.num_groups, -1, *x.shape[2:])
-        weight = mask.unsqueeze(1).float()  # [B, 1, 1, 1, T]
-        dims = (2, 3, 4)
-        count = weight.sum(dim=dims, keepdim=True) * grouped.shape[2] * grouped.shape[3]
-        count = count.clamp_min(1.0)
+        weight = mask.unsqueeze(1).float()  # [B, 1, 1, ..., T]
+        dims = tuple(range(2, grouped.dim()))
+        per_frame = grouped[0, 0].numel() // grouped.shape[-1]  # C/G · F values per frame
+        count = (weight.sum(dim=dims, keepdim=True) * per_frame).clamp_min(1.0)
         mean = (grouped * weight).sum(dim=dims, keepdim=True) / count
         var = (((grouped - mean) * weight) ** 2).sum(dim=dims, keepdim=True) / count
         normed = ((grouped - mean) * torch.rsqrt(var + self.eps)).reshape_as(x).to(x.dtype)
         if self.affine:
-            normed = normed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            normed = normed * self.weight.view(shape) + self.bias.view(shape)
         return normed
-
 
     def _prefix_norm(self, x: Tensor, valid: int) -> Tensor:
         """Native group norm over frames ``[:valid]``; padded frames (masked later) are zero."""
