@@ -30,6 +30,7 @@ from .audio import SILENCE_LOG_MEL
 from .errors import EmomixError
 from .plotting import save_mel_png
 from .text import text_to_ids
+from .tts import flow, sampling
 from .tts.mixing import (
     ENCODER_CONDITIONS,
     NEUTRAL,
@@ -38,7 +39,6 @@ from .tts.mixing import (
     condition_for_encoder,
     normalise_weights,
 )
-from .tts import flow, sampling
 
 # used only for settings a model does not store (the shipped model stores its own)
 FALLBACK_SAMPLER = {"steps": 10, "temperature": 1.0, "solver": "euler", "k_max": 1.0, "k_min": 0.0,

@@ -310,12 +310,11 @@ FLOW_TRAIN_MODEL = {"n_enc_channels": 32, "filter_channels": 64, "filter_channel
 
 @pytest.fixture
 def flow_checkpoint(tmp_path, tiny_store):
+    from emomix_cli.audio import AudioConfig
     from emomix_cli.checkpoint import save_checkpoint
+    from emomix_cli.ser.train import ser_payload
     from emomix_cli.tts.train import train_tts
     from tests.test_tts_train import tiny_ser, write_config
-
-    from emomix_cli.audio import AudioConfig
-    from emomix_cli.ser.train import ser_payload
 
     ser = save_checkpoint(tmp_path / "ser.pt", "ser", ser_payload(tiny_ser(), AudioConfig()))
     return train_tts(write_config(tmp_path, tiny_store, ser, name="flow", steps=3,
