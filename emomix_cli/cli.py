@@ -90,6 +90,7 @@ def prep(
     demo_speakers: Annotated[int, typer.Option(min=1, help="demo: number of speakers.")] = 4,
     demo_sentences: Annotated[int, typer.Option(min=5, help="demo: sentences per speaker and emotion.")] = 150,
     seed: Annotated[int, typer.Option(help="demo: rendering seed.")] = 0,
+    symbols: Annotated[str, typer.Option(help="Vocabulary of the ids: emomix | matcha (Matcha-TTS's 178 symbols, to fine-tune its checkpoints).")] = "emomix",
 ):
     """Read a corpus and write the feature store (mels, phonemes, manifest); resumable."""
     from .prep import prep as run_prep
@@ -108,7 +109,8 @@ def prep(
         options.update(keep_exc=keep_exc, improvised_only=improvised_only)
     if dataset == "demo":
         options.update(n_speakers=demo_speakers, n_sentences=demo_sentences, seed=seed)
-    summary = run_prep(dataset, src, out, workers=workers, language=language, **options)
+    summary = run_prep(dataset, src, out, workers=workers, language=language, symbols=symbols,
+                       **options)
     Console().print(summary_table(summary))
 
 

@@ -30,7 +30,7 @@ from .audio import AudioConfig, load_wav, mel_spectrogram
 from .config import atomic_write_bytes, atomic_write_text, from_dict, to_dict
 from .errors import EmomixError
 from .progress import progress_bar
-from .text import default_symbol_table, normalize_text, phonemize
+from .text import SYMBOL_TABLES, normalize_text, phonemize
 
 DATASETS = ("esd", "iemocap", "ravdess", "cremad", "manifest", "demo")
 _DEMO_OPTIONS = ("n_speakers", "n_sentences", "seed")
@@ -182,15 +182,21 @@ def prep(
     audio: AudioConfig | None = None,
     progress: bool = True,
     language: str | None = None,
+    symbols: str = "emomix",
     **reader_options: Any,
 ) -> PrepSummary:
-    """Corpus ``src`` -> feature store ``out`` (resumable; corrupt files skipped and listed)."""
+    """Corpus ``src`` -> feature store ``out`` (resumable; corrupt files skipped and listed).
+    ``symbols``: the vocabulary the store's ids use, ``emomix`` or ``matcha`` (Matcha-TTS's,
+    for fine-tuning its official checkpoints)."""
     start = time.perf_counter()
     if workers < 1:
         raise EmomixError(f"--workers must be at least 1, got {workers}")
+    if symbols not in SYMBOL_TABLES:
+        raise EmomixError(f"unknown vocabulary '{symbols}'; use one of: {', '.join(SYMBOL_TABLES)}")
     src, out = Path(src).expanduser(), Path(out).expanduser()
     audio = audio or AudioConfig()
-    config = {"dataset": dataset, "audio": to_dict(audio), "symbols": default_symbol_table().to_dict()}
+    config = {"dataset": dataset, "audio": to_dict(audio),
+              "symbols": SYMBOL_TABLES[symbols]().to_dict()}
     _check_config(out, config)
     result = _read_records(dataset, src, workers, progress, language, dict(reader_options))
     records = result.records

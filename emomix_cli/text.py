@@ -47,7 +47,8 @@ LANGUAGES = {"en": "en-us", "en-us": "en-us", "en-gb": "en-gb", "zh": "cmn", "cm
 
 @dataclass
 class SymbolTable:
-    """Symbol inventory: ``symbols[0]`` is the pad, ``symbols[-1]`` the blank when ``add_blank``.
+    """Symbol inventory: ``symbols[0]`` is the pad; with ``add_blank`` the interspersed blank is
+    ``symbols[-1]`` (emomix, Grad-TTS) or, with ``blank_is_pad``, the pad itself (Matcha-TTS).
 
     ``len(table)`` is the embedding size (``n_vocab``, pad and blank included).
     """
@@ -55,19 +56,20 @@ class SymbolTable:
     symbols: list[str]
     add_blank: bool = True
     dropped: collections.Counter = field(default_factory=collections.Counter, repr=False)
+    blank_is_pad: bool = False
 
     def __post_init__(self) -> None:
         symbols = list(self.symbols)
         if not symbols or symbols[0] != PAD:
             raise EmomixError(f"symbol table must start with the pad symbol {PAD!r}; rebuild it")
-        if self.add_blank and symbols[-1] != BLANK:
+        if self.add_blank and not self.blank_is_pad and symbols[-1] != BLANK:
             symbols.append(BLANK)
         if not self.add_blank and BLANK in symbols:
             raise EmomixError("symbol table holds a blank but add_blank is false; fix the table")
         if len(set(symbols)) != len(symbols):
             raise EmomixError("symbol table has duplicate symbols; rebuild it")
         self.symbols = symbols
-        last = len(symbols) - 1 if self.add_blank else len(symbols)
+        last = len(symbols) - 1 if self.add_blank and not self.blank_is_pad else len(symbols)
         self._ids = {s: i for i, s in enumerate(symbols[1:last], start=1)}
 
     @property
@@ -76,8 +78,11 @@ class SymbolTable:
 
     @property
     def blank_id(self) -> int:
-        """Id of the interspersed blank (the last id); -1 when ``add_blank`` is off."""
-        return len(self.symbols) - 1 if self.add_blank else -1
+        """Id of the interspersed blank (the last id, or 0 with ``blank_is_pad``); -1 when
+        ``add_blank`` is off."""
+        if not self.add_blank:
+            return -1
+        return 0 if self.blank_is_pad else len(self.symbols) - 1
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -104,12 +109,16 @@ class SymbolTable:
         return "".join(self.symbols[i] for i in ids if i not in skip)
 
     def to_dict(self) -> dict:
-        return {"symbols": list(self.symbols), "add_blank": bool(self.add_blank)}
+        data = {"symbols": list(self.symbols), "add_blank": bool(self.add_blank)}
+        if self.blank_is_pad:
+            data["blank_is_pad"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> SymbolTable:
         try:
-            return cls(symbols=list(data["symbols"]), add_blank=bool(data["add_blank"]))
+            return cls(symbols=list(data["symbols"]), add_blank=bool(data["add_blank"]),
+                       blank_is_pad=bool(data.get("blank_is_pad", False)))
         except (KeyError, TypeError):
             raise EmomixError(
                 "stored symbol table is malformed (needs 'symbols' and 'add_blank'); re-run prep"
@@ -118,7 +127,8 @@ class SymbolTable:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SymbolTable):
             return NotImplemented
-        return self.symbols == other.symbols and self.add_blank == other.add_blank
+        return (self.symbols, self.add_blank, self.blank_is_pad) == \
+            (other.symbols, other.add_blank, other.blank_is_pad)
 
 
 def intersperse(sequence: list[int], item: int) -> list[int]:
@@ -130,6 +140,31 @@ def intersperse(sequence: list[int], item: int) -> list[int]:
 
 def default_symbol_table(add_blank: bool = True) -> SymbolTable:
     return SymbolTable(symbols=[PAD, *BASE_SYMBOLS], add_blank=add_blank)
+
+
+# Matcha-TTS's vocabulary (its text/symbols.py): pad, punctuation, Latin letters and IPA, 178
+# ids, blanks interspersed with the pad's id 0. Its IPA string holds "'" twice; its lookup
+# returns the second id, so the first id keeps a placeholder that no text produces.
+_MATCHA_PUNCTUATION = ';:,.!?¡¿—…"«»“” '
+_MATCHA_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_MATCHA_IPA = (
+    "ɑɐɒæɓʙβɔɕçɗɖðʤəɘɚɛɜɝɞɟʄɡɠɢʛɦɧħɥʜɨɪʝɭɬɫɮʟɱɯɰŋɳɲɴøɵɸθœɶʘɹɺɾɻʀʁɽʂʃʈʧʉʊʋⱱʌɣɤʍχʎʏʑʐʒʔʡʕʢǀǁǂǃ"
+    "ˈˌːˑʼʴʰʱʲʷˠˤ˞↓↑→↗↘'\u0329'ᵻ"
+)
+
+
+def matcha_symbol_table() -> SymbolTable:
+    """Matcha-TTS's 178-symbol vocabulary with its blank (the pad, id 0), so its official
+    checkpoints read the same ids (``emomix prep --symbols matcha``)."""
+    symbols = [PAD]
+    for char in _MATCHA_PUNCTUATION + _MATCHA_LETTERS + _MATCHA_IPA:
+        symbols.append(f"<unused:{char}>" if char in symbols else char)
+    first = symbols.index("'")
+    symbols[first], symbols[len(symbols) - 2] = "<unused:'>", "'"  # the later id wins
+    return SymbolTable(symbols=symbols, add_blank=True, blank_is_pad=True)
+
+
+SYMBOL_TABLES = {"emomix": default_symbol_table, "matcha": matcha_symbol_table}
 
 
 # ---------------------------------------------------------------- text normalisation

@@ -19,10 +19,10 @@ from emomix_cli.ser.model import SER, SERConfig
 from emomix_cli.ser.train import ser_payload
 from emomix_cli.tts import export_for_shipping, load_tts
 from emomix_cli.tts.model import EmoMixTTS, TTSConfig, preset
+from emomix_cli.tts.pretrained import load_init_weights
 from emomix_cli.tts.speaker import Wav2Vec2SpeakerEncoder, store_speaker_embeddings
 from emomix_cli.tts.train import (
     gram,
-    load_init_weights,
     sample_prototypes,
     sample_vocoder,
     ser_embeddings,

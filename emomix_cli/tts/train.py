@@ -7,7 +7,7 @@
    emotion prototypes (given, or computed into the run folder);
 3. build :class:`~emomix_cli.tts.model.EmoMixTTS` (vocabulary from the store's symbols,
    emotion size from the SER, speakers from the store), optionally warm-started from an
-   official Grad-TTS ``state_dict`` (``init_from``);
+   official Grad-TTS or Matcha-TTS checkpoint (``init_from``, :mod:`.pretrained`);
 4. ``fit`` with ``total = dur + prior + diff + style_weight · style``, each term logged (the
    style term on every ``style_every``-th step only, weighted ``style_every · style_weight``
    there, so its expected gradient is unchanged), an EMA of the weights, periodic validation
@@ -37,6 +37,7 @@ from ..errors import EmomixError
 from ..plotting import save_mel_png
 from ..train_loop import LoopConfig, dist_info, fit, seed_everything
 from .mixing import MixedOutput
+from .pretrained import load_init_weights
 from .speaker import Wav2Vec2SpeakerEncoder, check_speaker_encoder, store_speaker_embeddings
 
 
@@ -201,50 +202,6 @@ def _speaker_input(batch: dict, speaker_encoder: str):
     return None
 
 
-# ---------------------------------------------------------------- warm start from Grad-TTS
-@dataclass
-class InitReport:
-    loaded: list[str]  # copied from the file (name and shape match)
-    new: list[str]  # in the model, absent from the file (keep their fresh init)
-    skipped: list[str]  # in both, but the shapes differ (kept fresh)
-    unused: list[str]  # in the file only
-
-
-def load_init_weights(model: nn.Module, path: str | Path) -> InitReport:
-    """Copy the tensors of an official Grad-TTS ``grad-tts.pt`` (a plain ``state_dict``, maybe
-    under ``'state_dict'``/``'model'``, names maybe prefixed ``module.``) whose name and shape
-    match ``model``'s; everything else keeps its fresh initialisation."""
-    path = Path(path)
-    if not path.is_file():
-        raise EmomixError(f"--init-from file not found: {path} (pass an official grad-tts.pt)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a foreign or truncated file
-        raise EmomixError(
-            f"{path} is not a readable torch state_dict; pass an official grad-tts.pt"
-        ) from error
-    for key in ("state_dict", "model"):
-        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
-            blob = blob[key]
-    if not isinstance(blob, dict) or not any(torch.is_tensor(v) for v in blob.values()):
-        raise EmomixError(f"{path} holds no state_dict of tensors; pass an official grad-tts.pt")
-    source = {k.removeprefix("module."): v for k, v in blob.items() if torch.is_tensor(v)}
-    target = model.state_dict()
-    loaded = [k for k in target if k in source and source[k].shape == target[k].shape]
-    skipped = [k for k in target if k in source and source[k].shape != target[k].shape]
-    new = [k for k in target if k not in source]
-    unused = [k for k in source if k not in target]
-    if not loaded:
-        raise EmomixError(
-            f"{path}: no tensor name/shape matches this model; is it a Grad-TTS state_dict "
-            "of a compatible size (use preset: paper)?"
-        )
-    with torch.no_grad():
-        for key in loaded:
-            target[key].copy_(source[key].to(target[key].dtype))
-    return InitReport(loaded, new, skipped, unused)
-
-
 # ---------------------------------------------------------------- validation samples
 @torch.no_grad()
 def sample_prototypes(model, tokens: torch.Tensor, prototypes, speaker_input, n_steps: int,
@@ -356,9 +313,6 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
     _check_inputs(cfg)
     run_dir = Path(cfg.run_dir)
     info = dist_info()
-    if info.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(run_dir / "config.yaml", cfg)
 
     from ..train_loop import resolve_device
 
@@ -370,27 +324,33 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
     ser_path = Path(cfg.ser)
     ser_payload = load_checkpoint(ser_path, "ser")
     ser = load_ser(ser_path, device=run_device)
-    emotion_vectors = ser_embeddings(store, ser, ser_path, train_items + val_items)
-    prototypes, _ = _prototypes(cfg, run_dir, ser_path)
-
-    speaker_vectors, speaker_dim, speaker_means = None, 0, {}
+    speaker_encoder = None
     if cfg.speaker_encoder == "wav2vec2":
-        encoder = Wav2Vec2SpeakerEncoder(cfg.wav2vec2_path, cfg.wav2vec2_layer,
-                                         allow_pickle=cfg.wav2vec2_allow_pickle)
-        speaker_vectors = store_speaker_embeddings(store, encoder, train_items + val_items,
-                                                   progress=info.rank == 0)
-        speaker_dim = encoder.dim
-        speaker_means = _speaker_means(train_items, speaker_vectors)
-
+        speaker_encoder = Wav2Vec2SpeakerEncoder(cfg.wav2vec2_path, cfg.wav2vec2_layer,
+                                                 allow_pickle=cfg.wav2vec2_allow_pickle)
     model_cfg = build_model_config(cfg, len(store.symbols), len(store.speakers), ser.embed_dim,
-                                   speaker_dim)
+                                   speaker_encoder.dim if speaker_encoder else 0)
     seed_everything(cfg.train.seed)  # the same initial weights on every run and rank
     model = EmoMixTTS(model_cfg)
+    report = None  # the pretrained weights are checked before the run folder is written
     if init_from is not None and resume is None and info.rank == 0:
-        report = load_init_weights(model, init_from)
+        report = load_init_weights(model, init_from, store.symbols, store.audio)
+    if info.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(run_dir / "config.yaml", cfg)
+    if report is not None:
         atomic_write_text(run_dir / "init_from.json", json.dumps(to_dict(report), indent=1))
-        print(f"init-from {init_from}: {len(report.loaded)} tensors loaded, {len(report.new)} new, "
-              f"{len(report.skipped)} skipped (shape mismatch); see {run_dir / 'init_from.json'}")
+        print(f"init-from {init_from} ({report.source}): {len(report.loaded)} tensors loaded, "
+              f"{len(report.new)} new, {len(report.skipped)} skipped (shape mismatch); "
+              f"see {run_dir / 'init_from.json'}")
+
+    emotion_vectors = ser_embeddings(store, ser, ser_path, train_items + val_items)
+    prototypes, _ = _prototypes(cfg, run_dir, ser_path)
+    speaker_vectors, speaker_means = None, {}
+    if speaker_encoder is not None:
+        speaker_vectors = store_speaker_embeddings(store, speaker_encoder, train_items + val_items,
+                                                   progress=info.rank == 0)
+        speaker_means = _speaker_means(train_items, speaker_vectors)
 
     train_set = MelDataset(store, "train")  # utterances without phonemes are left out
     if len(train_set) == 0:
