@@ -1,4 +1,4 @@
-"""Training speed and peak memory of the acoustic model per preset (issue: steps/s, peak memory).
+"""Training speed and peak memory of the acoustic model per preset (steps/s, peak memory).
 
 One optimizer step = encoder + MAS + decoder segment + all four losses (the style loss through a
 compact SER) + backward + Adam, on a synthetic batch shaped like the demo corpus (tokens ~121,

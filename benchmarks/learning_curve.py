@@ -1,7 +1,7 @@
 """The demo model's learning curve: CPU-hours of training against the validation judges.
 
 Rows live in ``docs/learning_curve.csv``; each comes from an ``emomix eval`` report on the val
-split (``--add``), so the README table and the plot never hold hand-copied numbers.
+split (``--add``), so the table in recipes/demo/RESULTS.md and the plot never hold hand-copied numbers.
 
     # judge a snapshot on val (same settings for every row), then add its row
     .venv/bin/python benchmarks/tune_sampler.py --what defaults --features data/demo/features \

@@ -1,4 +1,4 @@
-"""Where one optimizer step of the acoustic model goes (issue #13): time per phase, and levers.
+"""Where one optimizer step of the acoustic model goes: time per phase, and levers.
 
 The step is the real training step of ``emomix train tts`` (``tts/train.py`` losses inside
 ``train_loop``'s optimizer step): ``compute_loss`` (encoder, MAS, segment, decoder), the style

@@ -262,7 +262,7 @@ def test_headline_objective_from_a_report():
     assert h["passed"] == sum(line["passed"] is True for line in report["bar"]) and h["judged"] >= h["passed"]
     assert headline({**report, "judge_classification": None})["objective"] is None
     extra = {"check": "x", "value": 1, "threshold": 0, "passed": True, "note": "", "extra": True}
-    assert headline({**report, "bar": [*report["bar"], extra]})["passed"] == h["passed"]  # only the lines
+    assert headline({**report, "bar": [*report["bar"], extra]})["passed"] == h["passed"]  # only the bar's own lines
 
 
 def test_parse_guidance_levels():

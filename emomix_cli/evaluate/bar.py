@@ -1,4 +1,4 @@
-"""The quality bar of issue #13, checked from the independent judges of a report, and the
+"""The demo model's quality bar, checked from the independent judges of a report, and the
 headline numbers that choose between models and settings on validation (``headline``).
 
 Each line is ``{"check", "value", "threshold", "passed"}``; ``passed`` is None when the judge
@@ -18,7 +18,7 @@ GUIDED_WER_MARGIN = 0.1  # at w = 2, 3: Whisper WER <= ground truth + 0.1
 
 
 def _line(check: str, value, threshold, passed: bool | None, note: str = "", extra: bool = False) -> dict:
-    """One bar line; ``extra`` marks a line emomix adds beside the issue's (not counted as the bar)."""
+    """One bar line; ``extra`` marks a line emomix adds beside the bar's own (not counted in it)."""
     return {"check": check, "value": value, "threshold": threshold, "passed": passed, "note": note, "extra": extra}
 
 
@@ -120,7 +120,7 @@ def headline(report: dict) -> dict:
     voiced = mean_defined(row["synth"].get("voiced_fraction") for row in report["per_emotion"].values())
     ua = (report.get("judge_classification") or {}).get("mean_accuracy")
     intensity = report.get("intensity") or {}
-    lines = [line for line in report.get("bar") or [] if not line.get("extra")]  # the issue's bar only
+    lines = [line for line in report.get("bar") or [] if not line.get("extra")]  # the bar's own lines only
     return {
         "wer": wer, "voiced": voiced, "ua": ua,
         "rho_ser": mean_defined((intensity.get("judge_spearman") or {}).values()),

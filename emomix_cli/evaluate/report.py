@@ -154,7 +154,7 @@ def print_report(report: dict, console=None) -> None:
                           _fmt(row.get("judge_accuracy")))  # fmt: skip
         console.print(table)
 
-    table = Table(title="quality bar (issue #13)")
+    table = Table(title="quality bar (demo model)")
     for name in ("check", "value", "threshold", "result", "note"):
         table.add_column(name, justify="right" if name in ("value", "threshold") else "left")
     for line in report.get("bar", []):

@@ -142,12 +142,12 @@ def _vocoder(vocoder, checkpoint, bundle, device):
 
 
 def vocode_mels(vocoder, mels: list[torch.Tensor], batch_size: int = 1, progress: bool = False) -> list[np.ndarray]:
-    """Wavs for log-mels [n_mels, T_i] (batched by similar length, each cut to T_i · hop).
+    """Wavs for log-mels [n_mels, T_i], each cut to T_i · hop; one utterance per vocoder call.
 
-    One utterance per call by default, so its audio never depends on what it was batched with:
-    the padding of a batch reaches the last frames through the vocoder's receptive field, and
-    that flipped Whisper's transcript of 5 of 25 fragile utterances between two eval runs that
-    differed only in the other members of the batches. Batching gained little on CPU anyway.
+    ``batch_size`` > 1 groups similar lengths, but eval keeps 1 so an utterance's audio never
+    depends on what it was batched with: the padding of a batch reaches the last frames through
+    the vocoder's receptive field, and that changed Whisper's transcripts between eval runs
+    (docs/DESIGN.md §9). Batching gained little on CPU anyway.
     """
     from ..datasets import pad_mels
 

@@ -1,4 +1,4 @@
-"""The CPU fast path of the HiFi-GAN generator (docs/DESIGN.md §7, README "Vocoders").
+"""The CPU fast path of the HiFi-GAN generator (docs/DESIGN.md §7, docs/performance.md "Vocoders").
 
 Each conv1d runs as a oneDNN conv2d on channels-last ``[B, C, 1, T]`` with the leaky ReLU and the
 residual add fused in; the resblocks of a stage share one input activation, and their 1/3 average

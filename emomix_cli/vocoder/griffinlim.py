@@ -63,14 +63,14 @@ class GriffinLim(Vocoder):
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         phase = torch.rand(magnitude.shape, generator=generator) * (2 * torch.pi)
         angles = torch.polar(torch.ones_like(phase), phase).to(magnitude.device)
-        previous = torch.zeros_like(angles)
+        last = torch.zeros_like(angles)
         # Perraudin's c_n = t_n + a (t_n - t_{n-1}) has the phase of t_n - a/(1+a) t_{n-1}.
         factor = self.momentum / (1.0 + self.momentum)
         for _ in range(n_iter):
             rebuilt = self.stft(self.istft(magnitude * angles))
-            angles = rebuilt - factor * previous
+            angles = rebuilt - factor * last
             angles = angles / (angles.abs() + 1e-16)
-            previous = rebuilt
+            last = rebuilt
         return self.istft(magnitude * angles)
 
     def stft(self, wav: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Continue training the shipped demo model on CPU (docs/DESIGN.md §9: 64-frame decoder segments,
-# ~3x cheaper per step than 172), with condition dropout for guidance. Resumable: run it again
-# and it continues from runs/demo/tts_cpu/last.pt. Then export and judge it (README, "The demo
-# model's learning curve").
+# cheaper per step than 172: docs/performance.md), with condition dropout for guidance. Resumable: run it again
+# and it continues from runs/demo/tts_cpu/last.pt. Then export and judge it (recipes/demo/RESULTS.md,
+# "Learning curve").
 #   MINUTES=150 bash recipes/demo/cpu_continue.sh [more key=value overrides, e.g. style_weight=0.001]
 set -euo pipefail
 emomix=${EMOMIX:-emomix}; py=${PYTHON:-python}
