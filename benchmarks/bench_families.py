@@ -165,7 +165,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_name()}; batch {args.batch} x {args.frames} frames; {args.rounds} rounds")
     units = {"train": "s/step", "call": "s/call", "mix": "RTF"}
-    print(f"| row | score2d | flow1d | score2d / flow1d | peak RSS score2d / flow1d (MiB) |")
+    print("| row | score2d | flow1d | score2d / flow1d | peak RSS score2d / flow1d (MiB) |")
     print("|---|---:|---:|---:|---:|")
     for row in args.rows:
         values = {f: statistics.median(r["value"] for r in results[(row, f)]) for f in FAMILIES}

@@ -21,11 +21,10 @@ import time
 import torch
 
 from emomix_cli.audio import AudioConfig
-from emomix_cli.synthesis import fill_padding
+from emomix_cli.synthesis import FAMILY_SOLVERS, fill_padding
 from emomix_cli.text import default_symbol_table, text_to_ids
 from emomix_cli.tts.mixing import MixedOutput
 from emomix_cli.tts.model import EmoMixTTS, TTSConfig, preset
-from emomix_cli.tts.sampling import SOLVERS
 from emomix_cli.vocoder import DEFAULT_VOCODER, load_vocoder
 
 
@@ -72,7 +71,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="audio length (random model)")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--emotions", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--solver", default="euler", choices=list(SOLVERS))
+    parser.add_argument("--solver", default="euler", choices=sorted({s for names in FAMILY_SOLVERS.values() for s in names}))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (model, sampler and GL)")
@@ -90,7 +89,6 @@ def main() -> None:
     audio_s = mu.shape[-1] * audio.hop_length / audio.sample_rate
     griffin_lim = load_vocoder("griffinlim", audio=audio, device=device)
     vocoder = load_vocoder(DEFAULT_VOCODER, audio=audio, device=device)
-    solver = SOLVERS[args.solver]
     guided = getattr(model, "supports_guidance", False)
 
     def decode(n_steps, m, sequential, guidance=1.0):
@@ -100,7 +98,8 @@ def main() -> None:
         score = MixedOutput(model, mu, mask, conditions, weights, sequential=sequential,
                            guidance=guidance)
         with torch.inference_mode():
-            mel = solver(score, mu, mask, n_steps, generator=torch.Generator().manual_seed(0))
+            mel = model.sample(score, mu, mask, args.solver, n_steps, 1.5,
+                               torch.Generator().manual_seed(0))
         if device.type == "cuda":
             torch.cuda.synchronize()
         return mel

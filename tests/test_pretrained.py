@@ -95,6 +95,14 @@ def test_a_store_of_another_vocabulary_or_mel_is_refused(reference):
                           matcha_symbol_table(), AudioConfig(hop_length=200))
 
 
+def test_other_speakers_start_a_fresh_speaker_table_and_everything_else_loads(reference):
+    model = matcha_model(reference, n_speakers=7)
+    report = load_init_weights(model, FIXTURE / "official.ckpt", matcha_symbol_table(),
+                               AudioConfig())
+    assert report.skipped == ["spk_emb.weight"] and not report.unused
+    assert len(report.loaded) == len(state_dict_of(read_checkpoint(FIXTURE / "official.ckpt"))) - 3
+
+
 def test_a_checkpoint_of_another_vocabulary_is_refused(reference, tmp_path):
     state = state_dict_of(read_checkpoint(FIXTURE / "official.ckpt"))
     state["encoder.emb.weight"] = state["encoder.emb.weight"][:150]

@@ -99,6 +99,11 @@ class TTSConfig:
     mel_mean: float = 0.0
     mel_std: float = 1.0
 
+    def __post_init__(self) -> None:
+        if isinstance(self.flow, dict):  # TTSConfig(**preset(...)) passes the section as a dict
+            self.flow = FlowConfig(**{**self.flow, "channels": tuple(self.flow.get(
+                "channels", FlowConfig().channels))})
+
 
 PRESETS: dict[str, dict] = {
     "paper": {},

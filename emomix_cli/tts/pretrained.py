@@ -7,7 +7,8 @@ Two sources (docs/DESIGN.md §1.7):
   rest of the model keeps its fresh initialisation.
 - **Matcha-TTS** Lightning ``.ckpt`` (``state_dict`` with ``encoder.*``, ``decoder.*``, the
   ``mel_mean``/``mel_std`` buffers and ``spk_emb`` for multi-speaker models), into the
-  ``matcha`` preset. It must load *whole*: every official tensor finds its place, and the mel
+  ``matcha`` preset. It must load *whole*: every official tensor finds its place (a speaker
+  table of another size excepted: training on other speakers starts that table fresh), and the mel
   statistics, the mel itself and the 178-symbol vocabulary must be Matcha's, else one
   :class:`EmomixError` line names the mismatch. The emotion paths are new and zero-initialised,
   so the loaded model computes what the official one does until training moves them.
@@ -162,7 +163,10 @@ def load_init_weights(model: nn.Module, path: str | Path, symbols=None, audio=No
     skipped = [k for k in target if k in state and state[k].shape != target[k].shape]
     new = [k for k in target if k not in state]
     unused = [k for k in state if k not in target]
-    if source == "matcha" and (skipped or unused):
+    # a checkpoint of other speakers still loads whole but for its speaker table, which then
+    # starts fresh (reported in init_from.json and printed): fine-tuning on a new corpus
+    speakers_only = skipped == ["spk_emb.weight"] and not unused
+    if source == "matcha" and (skipped or unused) and not speakers_only:
         name = (skipped or unused)[0]
         why = (f"has shape {tuple(state[name].shape)} there and {tuple(target[name].shape)} here"
                if name in skipped else "has no place in this model")
