@@ -12,6 +12,7 @@ each row is the median of its rounds):
   encoder (so durations are real); RTF = wall time / audio seconds.
 
     .venv/bin/python benchmarks/bench_families.py --threads 2 --rounds 3
+    python benchmarks/bench_families.py --device cuda --rows train call   # GPU: peak = CUDA memory
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def train_step(family: str, args) -> float:
 
     cfg = model_config(family)
     torch.manual_seed(0)
-    model = EmoMixTTS(cfg).train()
-    ser = SER(SERConfig.compact(emotions=list("abcde"))).eval().requires_grad_(False)
+    device = torch.device(args.device)
+    model = EmoMixTTS(cfg).to(device).train()
+    ser = SER(SERConfig.compact(emotions=list("abcde"))).to(device).eval().requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     size = args.batch
@@ -54,6 +56,7 @@ def train_step(family: str, args) -> float:
             torch.randn(size, cfg.n_feats, 260, generator=g) - 5, torch.full((size,), 260),
             torch.randn(size, cfg.emotion_dim, generator=g),
             torch.randint(0, cfg.n_speakers, (size,), generator=g))
+    data = tuple(t.to(device) for t in data)
 
     def step():
         out = model.compute_loss(*data, out_size=args.frames)
@@ -64,12 +67,23 @@ def train_step(family: str, args) -> float:
         optimizer.step()
 
     step()  # warm-up: allocations, numba's MAS
+    return _median_time(step, args.steps, device)
+
+
+def _median_time(fn, repeats: int, device: torch.device) -> float:
     times = []
-    for _ in range(args.steps):
+    for _ in range(repeats):
+        _sync(device)
         start = time.perf_counter()
-        step()
+        fn()
+        _sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 @torch.inference_mode()
@@ -77,20 +91,17 @@ def network_call(family: str, args) -> float:
     from emomix_cli.tts.model import EmoMixTTS
 
     cfg = model_config(family)
-    model = EmoMixTTS(cfg).eval()
-    if family == "score2d":
+    device = torch.device(args.device)
+    model = EmoMixTTS(cfg).eval().to(device)
+    if family == "score2d" and device.type == "cpu":
         model.decoder.estimator.use_channels_last(True)  # as load_tts does on CPU
-    x = torch.randn(1, cfg.n_feats, 256)
-    mask = torch.ones(1, 1, 256)
-    spk = model.speaker_vector(torch.tensor([0]))
-    emotion = torch.randn(1, cfg.emotion_dim)
+    x = torch.randn(1, cfg.n_feats, 256, device=device)
+    mask = torch.ones(1, 1, 256, device=device)
+    spk = model.speaker_vector(torch.tensor([0], device=device))
+    emotion = torch.randn(1, cfg.emotion_dim, device=device)
     model.network_output(x, mask, x, 0.5, emotion, spk)
-    times = []
-    for _ in range(args.calls):
-        start = time.perf_counter()
-        model.network_output(x, mask, x, 0.5, emotion, spk)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return _median_time(lambda: model.network_output(x, mask, x, 0.5, emotion, spk), args.calls,
+                        device)
 
 
 def mix_rtf(family: str, args) -> float:
@@ -125,6 +136,8 @@ def child(args) -> None:
     what = {"train": train_step, "call": network_call, "mix": mix_rtf}[args.child]
     value = what(args.family, args)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+    if args.device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps({"value": value, "rss_mib": peak}))
 
 
@@ -139,6 +152,7 @@ def cpu_name() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (train and call rows)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=172)
@@ -159,13 +173,16 @@ def main() -> None:
             for family in FAMILIES:
                 command = [sys.executable, __file__, "--child", row, "--family", family,
                            *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-                             if k in ("threads", "batch", "frames", "steps", "calls", "mix_steps"))]
+                             if k in ("threads", "device", "batch", "frames", "steps", "calls",
+                                     "mix_steps"))]
                 out = subprocess.run(command, capture_output=True, text=True, check=True)
                 results.setdefault((row, family), []).append(json.loads(out.stdout.splitlines()[-1]))
     torch.set_num_threads(args.threads)
-    print(f"CPU: {cpu_name()}; batch {args.batch} x {args.frames} frames; {args.rounds} rounds")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU: {cpu_name()}"
+    print(f"{where}; batch {args.batch} x {args.frames} frames; {args.rounds} rounds")
     units = {"train": "s/step", "call": "s/call", "mix": "RTF"}
-    print("| row | score2d | flow1d | score2d / flow1d | peak RSS score2d / flow1d (MiB) |")
+    memory = "peak CUDA memory" if args.device == "cuda" else "peak RSS"
+    print(f"| row | score2d | flow1d | score2d / flow1d | {memory} score2d / flow1d (MiB) |")
     print("|---|---:|---:|---:|---:|")
     for row in args.rows:
         values = {f: statistics.median(r["value"] for r in results[(row, f)]) for f in FAMILIES}
