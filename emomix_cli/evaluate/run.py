@@ -22,8 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..audio import load_wav
+from ..datasets import FeatureStore, pad_mels
 from ..errors import EmomixError
 from ..progress import progress_bar
+from ..ser import load_ser, ser_from_payload
+from ..synthesis import SynthesisOptions, synthesize_mels
+from ..text import phonemize
+from ..tts import load_tts
+from ..tts.mixing import check_guidance
 from . import DEFAULT_MAX_SENTENCES, DEFAULT_SPLIT, SPLITS, scoring
 from .bar import quality_bar
 from .judges import (
@@ -58,8 +65,6 @@ def choose_sentences(store, bundle, split: str, max_sentences: int) -> list[dict
     real recordings of that text by that speaker, one per emotion, when the corpus has them).
     Without a store: the built-in sentences, spoken by the model's speakers in turn.
     """
-    from ..text import phonemize
-
     if store is None:
         speakers = list(bundle.speakers) or [None]
         chosen = [{"text": t, "speaker": speakers[k % len(speakers)], "gt": {}}
@@ -121,9 +126,6 @@ def _wav_path(root: Path, wav: str) -> Path | None:
 
 
 def _load_models(model_path, ser_path, device):
-    from ..ser import load_ser, ser_from_payload
-    from ..tts import load_tts
-
     bundle = load_tts(model_path, device=device)
     if ser_path is not None:
         return bundle, load_ser(ser_path, device=device)
@@ -151,8 +153,6 @@ def vocode_mels(vocoder, mels: list[torch.Tensor], batch_size: int = 1, progress
     the vocoder's receptive field, and that changed Whisper's transcripts between eval runs
     (docs/DESIGN.md §9). Batching gained little on CPU anyway.
     """
-    from ..datasets import pad_mels
-
     wavs: list[np.ndarray] = [np.zeros(0, np.float32)] * len(mels)
     with progress_bar("vocoding", total=len(mels), enabled=progress) as bar:
         for group in length_batches([m.shape[-1] for m in mels], batch_size):
@@ -226,9 +226,6 @@ def run_eval(
     model was trained with condition dropout, else none; an empty list turns it off. Runs ``max_sentences × (E + 3(E−1) + (E−1)(E−2))``
     syntheses.
     """
-    from ..datasets import FeatureStore
-    from ..synthesis import SynthesisOptions
-
     _check_arguments(split, max_sentences)
     bundle, ser = _load_models(model_path, ser_path, device)
     options = (options or SynthesisOptions()).resolve(bundle)
@@ -280,8 +277,6 @@ def _check_arguments(split: str, max_sentences: int) -> None:
 
 def _synthesize_grid(bundle, sentences, grid, options, progress) -> dict[tuple[str, int], torch.Tensor]:
     """(label, sentence) -> mel [n_mels, T] of every mix of the grid for every sentence."""
-    from ..synthesis import synthesize_mels
-
     mels: dict[tuple[str, int], torch.Tensor] = {}
     with progress_bar("synthesizing", total=len(sentences) * len(grid), enabled=progress) as bar:
         for i, sentence in enumerate(sentences):
@@ -366,8 +361,6 @@ def parse_guidance_levels(text: str | None) -> list[float] | None:
 def _guidance_levels(levels, bundle) -> list[float]:
     """The sweep's levels, sorted and unique: explicit ones are checked against the model (w ≠ 1
     needs condition dropout: one clear error); None = the default when the model supports it."""
-    from ..tts.mixing import check_guidance
-
     if levels is None:
         return list(scoring.GUIDANCE_LEVELS) if getattr(bundle.model, "supports_guidance", False) else []
     levels = sorted({float(w) for w in levels})
@@ -378,8 +371,6 @@ def _guidance_levels(levels, bundle) -> list[float]:
 
 def _guidance_sweep(bundle, sentences, emotions, options, levels, vocode, judges, progress) -> dict:
     """(w, emotion, sentence) -> judged record for every level other than the main run's."""
-    from ..synthesis import synthesize_mels
-
     keys = [(w, e, i) for w in levels if w != options.guidance for i in range(len(sentences)) for e in emotions]
     if not keys:
         return {}
@@ -406,8 +397,6 @@ def _judge_ground_truth(store, sentences, emotions, split, limit, ser, judges, v
     """
     if store is None:
         return [], []
-    from ..audio import load_wav
-
     items = ground_truth_items(store, sentences, emotions, split, limit)
     if not items:
         return [], []

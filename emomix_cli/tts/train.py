@@ -31,13 +31,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..audio import save_wav
 from ..checkpoint import load_checkpoint
-from ..config import atomic_write_bytes, atomic_write_text, load_config, save_yaml, to_dict
+from ..config import (
+    atomic_write_bytes,
+    atomic_write_text,
+    from_dict,
+    load_config,
+    save_yaml,
+    to_dict,
+)
 from ..datasets import FeatureStore, LengthBucketSampler, MelDataset, collate
 from ..errors import EmomixError
 from ..plotting import save_mel_png
+from ..ser import load_ser
+from ..ser.prototypes import compute_prototypes, embed_store, load_prototypes
 from ..train_loop import LoopConfig, dist_info, fit, resolve_device, seed_everything
 from .mixing import MixedOutput
+from .model import EmoMixTTS, TTSConfig, merge_nested, preset
 from .pretrained import load_init_weights
 from .speaker import Wav2Vec2SpeakerEncoder, check_speaker_encoder, store_speaker_embeddings
 
@@ -146,8 +157,6 @@ def ser_embeddings(store, ser: nn.Module, ser_path: Path, items: list[dict] | No
             cached = dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))
     missing = [i for i in items if i["id"] not in cached]
     if missing:
-        from ..ser.prototypes import embed_store
-
         vectors = embed_store(ser, store, missing, batch_size).numpy()
         cached.update({item["id"]: vectors[row] for row, item in enumerate(missing)})
         ids = sorted(cached)
@@ -247,8 +256,6 @@ def sample_vocoder(audio):
 
 def write_samples(out_dir: Path, mels: dict[str, torch.Tensor], audio, vocoder=None) -> None:
     """Mel PNG per emotion, and a wav per emotion when a ``vocoder`` is given."""
-    from ..audio import save_wav
-
     for emotion, mel in mels.items():
         save_mel_png(mel, out_dir / f"{emotion}.png", title=emotion)
         if vocoder is not None and mel.shape[-1] > 0:
@@ -260,9 +267,6 @@ def build_model_config(cfg: TTSTrainConfig, n_vocab: int, n_speakers: int, emoti
                        speaker_in_dim: int):
     """The preset's TTSConfig + ``cfg.model`` overrides + what the data decides (vocabulary,
     speakers, emotion size, speaker encoder); a data-decided key in ``model`` is an error."""
-    from ..config import from_dict
-    from .model import TTSConfig, merge_nested, preset
-
     decided = {"n_vocab": n_vocab, "n_speakers": max(n_speakers, 1), "emotion_dim": emotion_dim,
                "speaker_encoder": cfg.speaker_encoder, "out_size": cfg.out_size}
     if speaker_in_dim:
@@ -276,8 +280,6 @@ def build_model_config(cfg: TTSTrainConfig, n_vocab: int, n_speakers: int, emoti
 
 
 def _prototypes(cfg: TTSTrainConfig, run_dir: Path, ser_path: Path):
-    from ..ser.prototypes import compute_prototypes, load_prototypes
-
     if cfg.prototypes:
         return load_prototypes(cfg.prototypes), Path(cfg.prototypes)
     out = run_dir / "prototypes.pt"
@@ -343,8 +345,6 @@ class TTSTraining:
     # ------------------------------------------------------------ setup
     def load_inputs(self) -> None:
         """The feature store, the frozen SER and the speaker encoder (wav2vec2 only)."""
-        from ..ser import load_ser
-
         cfg = self.cfg
         self.store = FeatureStore(Path(cfg.features))
         self.train_items, self.val_items = self.store.items("train"), self.store.items("val")
@@ -360,8 +360,6 @@ class TTSTraining:
 
     def build_model(self) -> None:
         """The model, seeded; warm-started from ``init_from`` (checked, nothing written yet)."""
-        from .model import EmoMixTTS
-
         store = self.store
         self.model_cfg = build_model_config(self.cfg, len(store.symbols), len(store.speakers), self.ser.embed_dim,
                                             self.speaker_encoder.dim if self.speaker_encoder else 0)  # fmt: skip
