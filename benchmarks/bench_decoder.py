@@ -3,7 +3,8 @@
 "straightforward" runs the SAME weights through the official code's operations: contiguous NCHW,
 ``x * mask`` before and after every block, ``nn.GroupNorm`` over the whole padded map,
 ``F.mish``, and linear attention that forms q, k and v at every position and normalises the keys
-with ``softmax`` (``reference_forward`` below, a transcription of Grad-TTS ``diffusion.py``).
+with ``softmax`` (``reference_forward`` in tests/reference_unet.py, a transcription of Grad-TTS
+``diffusion.py``, the oracle the tests check the estimator against).
 "emomix" is ``GradLogPEstimator2d`` as ``load_tts`` sets it up on CPU: channels-last weights, the
 dense path when nothing is padded (as ``synthesize`` arranges with ``fill_padding``), the
 associative linear attention (only the keys are materialised) and the inference Mish. Same
@@ -18,57 +19,22 @@ process, same inputs, alternating, best of N. The last column is the max |score 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from emomix_cli.tts.unet import GradLogPEstimator2d, reference_linear_attention
-
-
-def _block(block, x, mask):
-    conv, norm, _ = block.block
-    out = F.group_norm(conv(x * mask), norm.num_groups, norm.weight, norm.bias, norm.eps)
-    return F.mish(out) * mask
+from emomix_cli.tts.unet import GradLogPEstimator2d
 
 
-def _resnet(resnet, x, mask, time_emb):
-    h = _block(resnet.block1, x, mask) + resnet.mlp(time_emb)[:, :, None, None]
-    h = _block(resnet.block2, h, mask)
-    return h + resnet.res_conv(x * mask)
-
-
-def _attention(residual, x):
-    rezero = residual.fn
-    return reference_linear_attention(rezero.fn, x) * rezero.g + x
-
-
-def reference_forward(net: GradLogPEstimator2d, x, mask, mu, t, spk, emo):
-    """The official GradLogPEstimator2d.forward on ``net``'s weights (NCHW, unmasked norms)."""
-    time_emb, channels = net._conditions(t, spk, emo, x.shape[-1])
-    x = torch.stack([mu, x, *channels], dim=1)
-    mask = mask.unsqueeze(1)
-    hiddens, masks = [], [mask]
-    for resnet1, resnet2, attn, downsample in net.downs:
-        mask_down = masks[-1]
-        x = _resnet(resnet2, _resnet(resnet1, x, mask_down, time_emb), mask_down, time_emb)
-        x = _attention(attn, x)
-        hiddens.append(x)
-        x = downsample(x * mask_down)
-        masks.append(mask_down[:, :, :, ::2])
-    masks = masks[:-1]
-    mask_mid = masks[-1]
-    x = _resnet(net.mid_block1, x, mask_mid, time_emb)
-    x = _attention(net.mid_attn, x)
-    x = _resnet(net.mid_block2, x, mask_mid, time_emb)
-    for resnet1, resnet2, attn, upsample in net.ups:
-        mask_up = masks.pop()
-        x = torch.cat((x, hiddens.pop()), dim=1)
-        x = _resnet(resnet2, _resnet(resnet1, x, mask_up, time_emb), mask_up, time_emb)
-        x = _attention(attn, x)
-        x = upsample(x * mask_up)
-    x = _block(net.final_block, x, mask)
-    return (net.final_conv(x * mask) * mask).squeeze(1)
+def _reference_forward():
+    """The baseline: the tests' transcription of the official forward (tests/reference_unet.py)."""
+    path = Path(__file__).resolve().parent.parent / "tests" / "reference_unet.py"
+    spec = importlib.util.spec_from_file_location("reference_unet", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reference_forward
 
 
 def _compiled_columns(net, inputs, eager: float, repeats: int) -> str:
@@ -95,6 +61,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(emomix)")
     args = parser.parse_args()
+    reference_forward = _reference_forward()
     torch.set_num_threads(args.threads)
     print(f"{args.frames} frames, {torch.get_num_threads()} threads, best of {args.repeats}")
     extra = " compile (s) | compiled (s) | compiled vs emomix |" if args.compile else ""

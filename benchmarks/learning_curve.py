@@ -23,6 +23,7 @@ from pathlib import Path
 from emomix_cli.config import atomic_write_bytes, atomic_write_text
 from emomix_cli.errors import EmomixError
 from emomix_cli.evaluate.bar import headline, objective
+from emomix_cli.evaluate.schema import Report
 
 CSV = Path("docs/learning_curve.csv")
 PNG = Path("docs/learning_curve.png")
@@ -47,26 +48,27 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def row_from_report(report: dict, label: str, cpu_hours: float, steps: int, series: str = "main",
+def row_from_report(data: dict, label: str, cpu_hours: float, steps: int, series: str = "main",
                     guidance: float | None = None) -> dict:
     """One curve row: the report's sampler settings and its headline numbers (val only).
 
-    ``guidance``: take the row of the report's guidance sweep at that w instead (single
-    emotions: WER, voicing and UA are the same quantities as the headline's; no ρ)."""
-    config = report["config"]
-    if config.get("split") != "val":
-        raise EmomixError(f"the learning curve is measured on val, this report is on '{config.get('split')}'")
-    h, w = headline(report), config["guidance"]
+    ``data``: a report.json. ``guidance``: take the row of the report's guidance sweep at that
+    w instead (single emotions: WER, voicing and UA are the same quantities as the headline's; no ρ)."""
+    report = Report.from_json(data)
+    config = report.config
+    if config.split != "val":
+        raise EmomixError(f"the learning curve is measured on val, this report is on '{config.split}'")
+    h, w = headline(report), config.guidance
     if guidance is not None and guidance != w:
-        sweep = {row["w"]: row for row in (report.get("guidance") or {}).get("rows", [])}
+        sweep = {row.w: row for row in (report.guidance.rows if report.guidance else [])}
         if guidance not in sweep:
             raise EmomixError(f"the report has no guidance sweep at w = {guidance:g}")
         row, w = sweep[guidance], guidance
-        h = {"wer": row["wer"], "voiced": row["voiced_fraction"], "ua": row.get("judge_accuracy"), "rho_ser": None}
+        h = {"wer": row.wer, "voiced": row.voiced_fraction, "ua": row.judge_accuracy, "rho_ser": None}
         h["objective"] = objective(h["ua"], h["voiced"], h["wer"])
     row = {"series": series, "label": label, "cpu_hours": f"{cpu_hours:.2f}", "steps": str(steps),
-           "tau": f"{config['temperature']:g}", "guidance": f"{w:g}", "split": "val",
-           "sentences": str(config["n_sentences"])}  # fmt: skip
+           "tau": f"{config.temperature:g}", "guidance": f"{w:g}", "split": "val",
+           "sentences": str(config.n_sentences)}  # fmt: skip
     row.update({k: "" if h[k] is None else f"{h[k]:.3f}" for k in ("wer", "voiced", "ua", "rho_ser", "objective")})
     return row
 

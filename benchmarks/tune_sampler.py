@@ -94,9 +94,9 @@ def defaults_grid(args) -> None:
         print(f"| {options.steps} | {options.temperature} | {options.guidance:g} | {options.encoder_condition} "
               + "".join(f"| {_fmt(h[k])} " for k in ("wer", "voiced", "ua", "rho_ser", "rho_prosody", "between"))
               + f"| {h['passed']}/{h['judged']} | {_fmt(h['objective'])} |", flush=True)  # fmt: skip
-        for row in (report.get("guidance") or {}).get("rows", []):
-            print(f"|   guidance sweep w = {row['w']:g} (single emotions) | | | | {_fmt(row['wer'])} "
-                  f"| {_fmt(row['voiced_fraction'])} | {_fmt(row['judge_accuracy'])} | | | | | |", flush=True)
+        for row in report.guidance.rows if report.guidance else []:
+            print(f"|   guidance sweep w = {row.w:g} (single emotions) | | | | {_fmt(row.wer)} "
+                  f"| {_fmt(row.voiced_fraction)} | {_fmt(row.judge_accuracy)} | | | | | |", flush=True)
 
 
 def _fmt(value) -> str:

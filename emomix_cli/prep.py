@@ -13,6 +13,7 @@ is written atomically, and files whose content did not change are not rewritten.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -61,8 +62,6 @@ def mel_path(root: Path, item_id: str) -> Path:
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()

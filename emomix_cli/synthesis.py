@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SILENCE_LOG_MEL
+from .audio import SILENCE_LOG_MEL, save_wav
 from .errors import EmomixError
 from .plotting import save_mel_png
 from .text import text_to_ids
-from .tts import flow, sampling
+from .tts import flow, load_tts, sampling
 from .tts.mixing import (
     ENCODER_CONDITIONS,
     NEUTRAL,
@@ -340,8 +340,6 @@ def synthesize_batch_file(bundle, path: str | Path, out_dir: str | Path,
                           mel_png: bool = False) -> list[Path]:
     """Synthesize every line of a batch file to ``out_dir/<NNN>.wav`` (NNN = 001, 002, ...),
     plus ``<NNN>.png`` mel pictures with ``mel_png``. ``options`` apply to every line."""
-    from .audio import save_wav
-
     jobs = read_batch_file(bundle, path)
     options = (options or SynthesisOptions()).resolve(bundle)
     vocoder = vocoder if vocoder is not None else load_default_vocoder(bundle)
@@ -390,8 +388,6 @@ def run_mix(
     weights come from the file (giving them here too is an error), and a true ``mel_png``
     writes ``output/NNN.png`` beside each wav.
     """
-    from .audio import save_wav
-    from .tts import load_tts
     from .vocoder import DEFAULT_VOCODER, canonical_name, load_vocoder
 
     options = options or SynthesisOptions()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import subprocess
 import time
@@ -81,8 +82,6 @@ class DistInfo(NamedTuple):
 
 def dist_info() -> DistInfo:
     """Rank, world size and local rank of this process (0, 1, 0 outside torchrun)."""
-    import os
-
     if torch_dist.is_available() and torch_dist.is_initialized():
         rank, world = torch_dist.get_rank(), torch_dist.get_world_size()
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -30,6 +31,7 @@ from emomix_cli.evaluate import (
 )
 from emomix_cli.evaluate.metrics import ranks, scaled_distance
 from emomix_cli.evaluate.run import parse_guidance_levels
+from emomix_cli.evaluate.schema import BarLine, Blends, Report, WordErrors
 from emomix_cli.evaluate.scoring import blends, conditions, guidance, intensity
 from emomix_cli.synthesis import SynthesisOptions
 
@@ -169,37 +171,37 @@ def _bar_report(**changes):
                    "between_rate": 0.8},
     }  # fmt: skip
     report.update(changes)
-    return {line["check"]: line for line in quality_bar(report)}
+    return {line.check: line for line in quality_bar(Report.from_json(report))}
 
 
 def test_quality_bar_lines_pass_and_fail_with_their_numbers():
     bar = _bar_report()
-    assert bar["voiced fraction angry ≥ 0.8×GT"]["passed"] is True  # 0.7 >= 0.64
-    assert bar["voiced fraction sad ≥ 0.8×GT"]["passed"] is False  # 0.6 < 0.64
-    assert bar["voiced fraction sad ≥ 0.8×GT"]["threshold"] == pytest.approx(0.64)
+    assert bar["voiced fraction angry ≥ 0.8×GT"].passed is True  # 0.7 >= 0.64
+    assert bar["voiced fraction sad ≥ 0.8×GT"].passed is False  # 0.6 < 0.64
+    assert bar["voiced fraction sad ≥ 0.8×GT"].threshold == pytest.approx(0.64)
     assert "voiced fraction sad ≥ 0.8×GT vocoded" not in bar  # no copy-synthesis row given
     copy = _bar_report(per_emotion={"sad": {"synth": {"voiced_fraction": 0.6}, "gt": {"voiced_fraction": 0.8},
                                             "gt_vocoded": {"voiced_fraction": 0.7}}})  # fmt: skip
-    assert copy["voiced fraction sad ≥ 0.8×GT"]["passed"] is False  # 0.6 < 0.64
-    assert copy["voiced fraction sad ≥ 0.8×GT vocoded"]["passed"] is True  # 0.6 >= 0.56
+    assert copy["voiced fraction sad ≥ 0.8×GT"].passed is False  # 0.6 < 0.64
+    assert copy["voiced fraction sad ≥ 0.8×GT vocoded"].passed is True  # 0.6 >= 0.56
     wer = bar["Whisper WER ≤ GT + 0.05"]
-    assert wer["passed"] is False and wer["threshold"] == pytest.approx(0.25)
-    assert bar["second-SER accuracy mean ≥ 0.8"]["passed"] is False
+    assert wer.passed is False and wer.threshold == pytest.approx(0.25)
+    assert bar["second-SER accuracy mean ≥ 0.8"].passed is False
     every = bar["second-SER accuracy every emotion ≥ 0.6"]
-    assert every["passed"] is False and every["value"] == 0.5 and "sad" in every["note"]
-    assert bar["intensity ρ angry (second-SER posterior) ≥ 0.9"]["passed"] is True
-    assert bar["intensity ρ angry (prosody line) ≥ 0.9"]["passed"] is False
-    assert bar["blend prosody strictly between parents ≥ 80%"]["passed"] is True  # 0.8 >= 0.8
+    assert every.passed is False and every.value == 0.5 and "sad" in every.note
+    assert bar["intensity ρ angry (second-SER posterior) ≥ 0.9"].passed is True
+    assert bar["intensity ρ angry (prosody line) ≥ 0.9"].passed is False
+    assert bar["blend prosody strictly between parents ≥ 80%"].passed is True  # 0.8 >= 0.8
     parents = bar["blend parents' second-SER posterior > Neutral's"]
-    assert parents["passed"] is False and parents["note"] == "1/2 pairs"
+    assert parents.passed is False and parents.note == "1/2 pairs"
 
 
 def test_quality_bar_without_judges_is_not_applicable():
     bar = _bar_report(intelligibility={"synth": {"wer": None}, "gt": None}, judge_classification=None,
                       config={"vocoder": "griffinlim"})  # fmt: skip
-    assert bar["Whisper WER ≤ GT + 0.05"]["passed"] is None
-    assert bar["second-SER accuracy mean ≥ 0.8"]["passed"] is None
-    assert bar["voiced fraction angry ≥ 0.8×GT"]["passed"] is None  # never judged on Griffin-Lim
+    assert bar["Whisper WER ≤ GT + 0.05"].passed is None
+    assert bar["second-SER accuracy mean ≥ 0.8"].passed is None
+    assert bar["voiced fraction angry ≥ 0.8×GT"].passed is None  # never judged on Griffin-Lim
 
 
 def test_scaled_distance_by_hand():
@@ -239,30 +241,30 @@ def test_quality_bar_guidance_lines():
     sweep = {"rows": [{"w": 1.0, "mean_distance": 1.0, "wer": 0.2}, {"w": 2.0, "mean_distance": 1.5, "wer": 0.28},
                       {"w": 3.0, "mean_distance": 0.9, "wer": 0.35}]}  # fmt: skip
     bar = _bar_report(guidance=sweep)  # ground-truth WER 0.20 -> guided threshold 0.30
-    assert bar["guidance w=2: prosody further from Neutral than at w=1"]["passed"] is True
-    assert bar["guidance w=3: prosody further from Neutral than at w=1"]["passed"] is False
-    assert bar["guidance w=2: Whisper WER ≤ GT + 0.1"]["passed"] is True
-    assert bar["guidance w=3: Whisper WER ≤ GT + 0.1"]["threshold"] == pytest.approx(0.3)
-    assert bar["guidance w=3: Whisper WER ≤ GT + 0.1"]["passed"] is False
+    assert bar["guidance w=2: prosody further from Neutral than at w=1"].passed is True
+    assert bar["guidance w=3: prosody further from Neutral than at w=1"].passed is False
+    assert bar["guidance w=2: Whisper WER ≤ GT + 0.1"].passed is True
+    assert bar["guidance w=3: Whisper WER ≤ GT + 0.1"].threshold == pytest.approx(0.3)
+    assert bar["guidance w=3: Whisper WER ≤ GT + 0.1"].passed is False
     assert not any(k.startswith("guidance") for k in _bar_report())  # no sweep, no lines
 
 
 def test_headline_objective_from_a_report():
     from emomix_cli.evaluate.bar import headline
 
-    report = {"config": {"vocoder": "hifigan"},
+    report = Report.from_json({"config": {"vocoder": "hifigan"},
               "per_emotion": {"angry": {"synth": {"voiced_fraction": 0.7}}, "sad": {"synth": {"voiced_fraction": 0.5}}},
               "intelligibility": {"synth": {"wer": 0.2}}, "judge_classification": {"mean_accuracy": 0.9},
               "intensity": {"judge_spearman": {"angry": 1.0, "sad": 0.5}, "prosody_spearman": {"angry": 1.0}},
-              "blends": {"between_rate": 0.75}}  # fmt: skip
-    report["bar"] = quality_bar(report)
+              "blends": {"between_rate": 0.75}})  # fmt: skip
+    report.bar = quality_bar(report)
     h = headline(report)
     assert h["voiced"] == pytest.approx(0.6) and h["rho_ser"] == pytest.approx(0.75)
     assert h["objective"] == pytest.approx(0.9 + 0.6 - 0.2)
-    assert h["passed"] == sum(line["passed"] is True for line in report["bar"]) and h["judged"] >= h["passed"]
-    assert headline({**report, "judge_classification": None})["objective"] is None
-    extra = {"check": "x", "value": 1, "threshold": 0, "passed": True, "note": "", "extra": True}
-    assert headline({**report, "bar": [*report["bar"], extra]})["passed"] == h["passed"]  # only the bar's own lines
+    assert h["passed"] == sum(line.passed is True for line in report.bar) and h["judged"] >= h["passed"]
+    assert headline(dataclasses.replace(report, judge_classification=None))["objective"] is None
+    extra = BarLine("x", 1, 0, True, "", extra=True)
+    assert headline(dataclasses.replace(report, bar=[*report.bar, extra]))["passed"] == h["passed"]  # only the bar's own
 
 
 def test_parse_guidance_levels():
@@ -351,30 +353,30 @@ def test_run_eval_end_to_end(tmp_path, tiny_store):
     report = run_eval(model, ser, out, features=tiny_store, split="val", max_sentences=2,
                       options=SynthesisOptions(steps=2), vocoder=ToneVocoder(), judges=fake_judges(ser),
                       progress=False)  # fmt: skip
-    assert report["config"]["split"] == "val" and report["config"]["judge_ser"] == str(ser)
+    assert report.config.split == "val" and report.config.judge_ser == str(ser)
     # tiny store: all texts are "synthetic", so the two sentences are (synthetic, spk_a) and (synthetic, spk_b)
-    assert [s["speaker"] for s in report["config"]["sentences"]] == ["spk_a", "spk_b"]
-    confusion = np.array(report["classification"]["confusion"])
+    assert [s["speaker"] for s in report.config.sentences] == ["spk_a", "spk_b"]
+    confusion = np.array(report.classification.confusion)
     assert confusion.shape == (3, 3) and confusion.sum(axis=1).tolist() == [2, 2, 2]
-    assert np.array(report["judge_classification"]["confusion"]).sum() == 6
+    assert np.array(report.judge_classification.confusion).sum() == 6
     # the fake ASR always hears the reference: WER 0 on all 3 emotions x 2 sentences, DNSMOS as given
-    assert report["intelligibility"]["synth"] == {"wer": 0.0, "cer": 0.0, "n": 6}
-    assert report["per_emotion"]["angry"]["synth"]["p808"] == 3.0
-    assert report["per_emotion"]["angry"]["gt"]["voiced_fraction"] is None  # the tiny store has no wavs
-    assert report["per_emotion"]["angry"]["gt_vocoded"]["n"] == 2  # ... but its mels can be vocoded
-    assert report["ground_truth"]["n"] == 6  # parallel: 3 emotions x 2 sentences of the val split
-    intensity = report["intensity"]
-    assert set(intensity["judge_curves"]) == {"angry", "sad"}
-    assert intensity["prosody_curves"]["angry"][0] == pytest.approx(0.0)
-    assert intensity["prosody_curves"]["angry"][-1] == pytest.approx(1.0)
-    assert [(p["major"], p["minor"]) for p in report["blends"]["pairs"]] == [("angry", "sad"), ("sad", "angry")]
-    assert report["timing"]["utterances"] == 2 * (3 + 2 * 3 + 2)
-    assert report["guidance"] is None  # trained without condition dropout: no sweep
-    assert set(report["timing"]["judge_s_per_utterance"]) == {"pyin", "second_ser", "whisper", "dnsmos"}
+    assert report.intelligibility.synth == WordErrors(wer=0.0, cer=0.0, n=6)
+    assert report.per_emotion["angry"].synth.p808 == 3.0
+    assert report.per_emotion["angry"].gt.voiced_fraction is None  # the tiny store has no wavs
+    assert report.per_emotion["angry"].gt_vocoded.n == 2  # ... but its mels can be vocoded
+    assert report.ground_truth.n == 6  # parallel: 3 emotions x 2 sentences of the val split
+    intensity = report.intensity
+    assert set(intensity.judge_curves) == {"angry", "sad"}
+    assert intensity.prosody_curves["angry"][0] == pytest.approx(0.0)
+    assert intensity.prosody_curves["angry"][-1] == pytest.approx(1.0)
+    assert [(p.major, p.minor) for p in report.blends.pairs] == [("angry", "sad"), ("sad", "angry")]
+    assert report.timing.utterances == 2 * (3 + 2 * 3 + 2)
+    assert report.guidance is None  # trained without condition dropout: no sweep
+    assert set(report.timing.judge_s_per_utterance) == {"pyin", "second_ser", "whisper", "dnsmos"}
     for name in ("report.json", "confusion.png", "intensity.png", "blends.png", "prosody.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "report.json").read_text())
-    assert saved["config"]["split"] == "val" and saved["bar"] == report["bar"]
+    assert saved["config"]["split"] == "val" and saved == report.to_json()
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["angry.wav", "neutral.wav", "sad.wav"]
 
     from rich.console import Console
@@ -385,9 +387,9 @@ def test_run_eval_end_to_end(tmp_path, tiny_store):
     assert "split val" in text and "conditioning SER (not independent)" in text
     wer_line = next(line for line in text.splitlines() if line.startswith("Whisper WER") or "Whisper WER" in line)
     assert "0.000" in wer_line and "n/a" in wer_line  # WER 0 measured, no ground-truth audio
-    assert text.count("PASS") + text.count("FAIL") + text.count("n/a") >= len(report["bar"])
+    assert text.count("PASS") + text.count("FAIL") + text.count("n/a") >= len(report.bar)
 
-    missing = {**report, "config": {**report["config"], "missing_judges": {"whisper": ["jiwer"]}}}
+    missing = dataclasses.replace(report, config=dataclasses.replace(report.config, missing_judges={"whisper": ["jiwer"]}))
     buffer = io.StringIO()
     print_report(missing, Console(file=buffer, width=250))
     assert "pip install 'emomix[judges]'" in buffer.getvalue()  # not eaten as rich markup
@@ -405,10 +407,10 @@ def test_run_eval_encoder_condition_changes_only_the_mixes(tmp_path, tiny_store,
                        judges=fake_judges())
         for mode in ("weighted", "base")
     }  # fmt: skip
-    assert reports["base"]["config"]["encoder_condition"] == "base"
-    single = [np.array(reports[m]["classification"]["confusion"]) for m in reports]
+    assert reports["base"].config.encoder_condition == "base"
+    single = [np.array(reports[m].classification.confusion) for m in reports]
     assert (single[0] == single[1]).all()  # one emotion at weight 1: the same condition either way
-    posteriors = [np.array([list(p["mean_posteriors"].values()) for p in reports[m]["blends"]["pairs"]])
+    posteriors = [np.array([list(p.mean_posteriors.values()) for p in reports[m].blends.pairs])
                   for m in reports]  # fmt: skip
     assert np.abs(posteriors[0] - posteriors[1]).max() > 1e-4  # the blends' mels changed
 
@@ -435,11 +437,11 @@ def test_run_eval_guidance_sweep(tmp_path, tiny_store, monkeypatch):
     out = tmp_path / "eval"
     report = run_eval(model, ser, out, features=tiny_store, max_sentences=1, progress=False,
                       options=SynthesisOptions(steps=2), vocoder=ToneVocoder(), judges=fake_judges())  # fmt: skip
-    rows = report["guidance"]["rows"]
-    assert [row["w"] for row in rows] == [1.0, 2.0, 3.0] and report["guidance"]["reference_w"] == 1.0
-    assert rows[0]["wer"] == 0.0 and set(rows[0]["distance"]) == {"angry", "sad"}
-    assert rows[1]["distance"]["angry"] != pytest.approx(rows[0]["distance"]["angry"])  # w changed the audio
-    assert "guidance w=3: prosody further from Neutral than at w=1" in {line["check"] for line in report["bar"]}
+    rows = report.guidance.rows
+    assert [row.w for row in rows] == [1.0, 2.0, 3.0] and report.guidance.reference_w == 1.0
+    assert rows[0].wer == 0.0 and set(rows[0].distance) == {"angry", "sad"}
+    assert rows[1].distance["angry"] != pytest.approx(rows[0].distance["angry"])  # w changed the audio
+    assert "guidance w=3: prosody further from Neutral than at w=1" in {line.check for line in report.bar}
     assert (out / "guidance.png").stat().st_size > 0
     from rich.console import Console
 
@@ -465,5 +467,5 @@ def test_one_default_for_max_sentences():
 def test_plots_handle_a_single_non_neutral_emotion(tmp_path):
     from emomix_cli.evaluate.plots import plot_blends
 
-    plot_blends({"emotions": ["angry"], "top2_matrix": [[None]], "pairs": []}, tmp_path / "b.png")
+    plot_blends(Blends(emotions=["angry"], top2_matrix=[[None]], pairs=[]), tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,6 +1,7 @@
-"""The inference fast path of the masked GroupNorm must equal the general masked path."""
+"""The inference fast paths (masked GroupNorm, Mish, associative attention) equal the official computation."""
 
 import torch
+from reference_unet import reference_forward, reference_linear_attention
 
 from emomix_cli.tts.unet import (
     FastMish,
@@ -9,7 +10,6 @@ from emomix_cli.tts.unet import (
     MaskedGroupNorm,
     Mish,
     mish_inference,
-    reference_linear_attention,
 )
 
 
@@ -153,3 +153,19 @@ def test_dense_path_equals_the_masked_path_with_nothing_padded():
         no_mask = net(args[0], None, *args[2:])
     assert torch.allclose(training_path, dense, atol=1e-5)
     assert torch.equal(dense, no_mask)
+
+
+def test_the_official_forward_equals_the_estimator_unless_padded():
+    torch.manual_seed(0)
+    net = GradLogPEstimator2d(dim=8, dim_mults=(1, 2), groups=4, spk_emb_dim=4, emo_emb_dim=4, n_feats=16).eval()
+    for name, param in net.named_parameters():
+        if name.endswith(".g"):
+            param.data.fill_(0.5)
+    x, mu = torch.randn(2, 16, 12), torch.randn(2, 16, 12)
+    args = (torch.rand(2), torch.randn(2, 4), torch.randn(2, 4))
+    full = torch.ones(2, 1, 12)
+    with torch.inference_mode():
+        assert torch.allclose(reference_forward(net, x, full, mu, *args), net(x, full, mu, *args), atol=1e-5)
+        padded = full.clone()
+        padded[..., 10:] = 0  # the official code normalises over padding too: a different function
+        assert not torch.allclose(reference_forward(net, x, padded, mu, *args), net(x, padded, mu, *args), atol=1e-3)

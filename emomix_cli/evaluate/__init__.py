@@ -5,6 +5,7 @@
 - :mod:`.judges`: Whisper (WER/CER), pYIN (voicing, prosody), a second SER, DNSMOS;
 - :mod:`.scoring` and :mod:`.bar`: judged utterances -> report sections -> the quality bar;
 - :mod:`.run`: :func:`run_eval` (synthesize, vocode, judge);
+- :mod:`.schema`: the report (:class:`Report`, what report.json holds);
 - :mod:`.report` / :mod:`.plots`: report.json, tables, PNGs.
 
 Importing this package is cheap (the CLI reads its defaults at start-up); the names below load
@@ -26,6 +27,7 @@ _EXPORTS = {
                      "normalise_text", "per_class_accuracy", "segment_position", "spearman",
                      "top2_rate", "unweighted_accuracy", "weighted_accuracy"), "metrics"),
     "print_report": "report",
+    "Report": "schema",
     "run_eval": "run",
     "vocode_mels": "run",
     **dict.fromkeys(("BLEND", "INTENSITY_WEIGHTS", "NEUTRAL", "conditions"), "scoring"),

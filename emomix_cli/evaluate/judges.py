@@ -23,7 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ..datasets import pad_mels
+from ..audio import mel_spectrogram
+from ..datasets import FeatureStore, pad_mels
 from ..errors import EmomixError
 from .metrics import (
     PROSODY_KEYS,
@@ -202,8 +203,6 @@ def score_mels(ser, mels: list[torch.Tensor], batch_size: int = 16) -> np.ndarra
 
 def wav_mels(wavs: list[np.ndarray], sample_rate: int, audio) -> list[torch.Tensor]:
     """The log-mel (``audio`` config, e.g. the SER's) of each wav, resampled if needed."""
-    from ..audio import mel_spectrogram
-
     return [mel_spectrogram(torch.from_numpy(resample(w, sample_rate, audio.sample_rate)), audio)[0]
             for w in wavs]
 
@@ -215,8 +214,6 @@ def default_judge_ser(features: str | Path | None, model_path: str | Path | None
     if not DEMO_JUDGE_SER.is_file():
         return None
     if features is not None:
-        from ..datasets import FeatureStore
-
         return DEMO_JUDGE_SER if FeatureStore(features).dataset == "demo" else None
     shipped = Path(__file__).resolve().parents[1] / "assets" / "demo_model.pt"
     return DEMO_JUDGE_SER if model_path is not None and Path(model_path).resolve() == shipped else None

@@ -22,8 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..audio import load_wav
+from ..datasets import FeatureStore, pad_mels
 from ..errors import EmomixError
 from ..progress import progress_bar
+from ..ser import load_ser, ser_from_payload
+from ..synthesis import SynthesisOptions, synthesize_mels
+from ..text import phonemize
+from ..tts import load_tts
+from ..tts.mixing import check_guidance
 from . import DEFAULT_MAX_SENTENCES, DEFAULT_SPLIT, SPLITS, scoring
 from .bar import quality_bar
 from .judges import (
@@ -37,6 +44,8 @@ from .judges import (
     wav_mels,
 )
 from .metrics import count_phones, length_batches
+from .report import write_outputs
+from .schema import Config, Report, Timing
 
 BUILTIN_SENTENCES = [
     "The train leaves at seven tomorrow morning.",
@@ -56,8 +65,6 @@ def choose_sentences(store, bundle, split: str, max_sentences: int) -> list[dict
     real recordings of that text by that speaker, one per emotion, when the corpus has them).
     Without a store: the built-in sentences, spoken by the model's speakers in turn.
     """
-    from ..text import phonemize
-
     if store is None:
         speakers = list(bundle.speakers) or [None]
         chosen = [{"text": t, "speaker": speakers[k % len(speakers)], "gt": {}}
@@ -119,9 +126,6 @@ def _wav_path(root: Path, wav: str) -> Path | None:
 
 
 def _load_models(model_path, ser_path, device):
-    from ..ser import load_ser, ser_from_payload
-    from ..tts import load_tts
-
     bundle = load_tts(model_path, device=device)
     if ser_path is not None:
         return bundle, load_ser(ser_path, device=device)
@@ -149,8 +153,6 @@ def vocode_mels(vocoder, mels: list[torch.Tensor], batch_size: int = 1, progress
     the vocoder's receptive field, and that changed Whisper's transcripts between eval runs
     (docs/DESIGN.md §9). Batching gained little on CPU anyway.
     """
-    from ..datasets import pad_mels
-
     wavs: list[np.ndarray] = [np.zeros(0, np.float32)] * len(mels)
     with progress_bar("vocoding", total=len(mels), enabled=progress) as bar:
         for group in length_batches([m.shape[-1] for m in mels], batch_size):
@@ -211,7 +213,7 @@ def run_eval(
     guidance_levels=None,
     device: str = "cpu",
     progress: bool = True,
-) -> dict:
+) -> Report:
     """Synthesize, vocode and judge (module docstring); writes report.json, PNGs and samples/.
 
     ``options``: one :class:`~emomix_cli.synthesis.SynthesisOptions` for every utterance (its
@@ -224,14 +226,7 @@ def run_eval(
     model was trained with condition dropout, else none; an empty list turns it off. Runs ``max_sentences × (E + 3(E−1) + (E−1)(E−2))``
     syntheses.
     """
-    from ..datasets import FeatureStore
-    from ..synthesis import SynthesisOptions, synthesize_mels
-    from .report import write_outputs
-
-    if split not in SPLITS:
-        raise EmomixError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
-    if max_sentences < 1:
-        raise EmomixError(f"max_sentences must be >= 1, got {max_sentences}")
+    _check_arguments(split, max_sentences)
     bundle, ser = _load_models(model_path, ser_path, device)
     options = (options or SynthesisOptions()).resolve(bundle)
     levels = _guidance_levels(guidance_levels, bundle)
@@ -240,50 +235,81 @@ def run_eval(
         judges = load_judges(judge_ser or default_judge_ser(features, model_path), device)
     vocode, vocoder_name = _vocoder(vocoder, vocoder_checkpoint, bundle, device)
     sentences = choose_sentences(store, bundle, split, max_sentences)
-    emotions, columns = list(bundle.emotions), list(ser.emotions)
+    emotions = list(bundle.emotions)
     grid = scoring.conditions(emotions)
     keys = [(label, i) for i in range(len(sentences)) for label, _ in grid]
 
     started = time.perf_counter()
+    mels = _synthesize_grid(bundle, sentences, grid, options, progress)
+    synth_s = time.perf_counter() - started
+    started = time.perf_counter()
+    wavs = vocode_mels(vocode, [mels[k] for k in keys], progress=progress)
+    vocoder_s = time.perf_counter() - started
+    records = _judge_synthesized(judges, ser, bundle, wavs, vocode.sample_rate, [mels[k] for k in keys], keys,
+                                 sentences, rescore_audio, progress)  # fmt: skip
+    sweep = _guidance_sweep(bundle, sentences, emotions, options, levels, vocode, judges, progress)
+    truth, copies = _judge_ground_truth(store, sentences, emotions, split, max_sentences, ser, judges,
+                                        vocode, progress)  # fmt: skip
+
+    config = Config(
+        model=str(model_path), features=str(features) if features else None, split=split,
+        conditioning_ser=str(ser_path) if ser_path else "embedded",
+        judge_ser=judges.ser_name, asr=getattr(judges.asr, "name", None if judges.asr is None else "custom"),
+        dnsmos=judges.dnsmos is not None, missing_judges=judges.missing,
+        **options.sampler(), seed=options.seed, vocoder=vocoder_name, n_sentences=len(sentences),
+        sentences=[{"text": s["text"], "speaker": s["speaker"]} for s in sentences],
+        scored_on="audio" if rescore_audio else "mel",
+    )  # fmt: skip
+    report = _report(config, records, truth, copies, sweep, levels, emotions, list(ser.emotions),
+                     list(judges.ser.emotions) if judges.ser is not None else None, [label for label, _ in grid])
+    report.timing = _timing(list(mels.values()), synth_s, vocoder_s, bundle.audio, judges)
+    report.bar = quality_bar(report)
+    samples = {e: wavs[keys.index((e, 0))] for e in emotions}
+    return write_outputs(Path(out_dir), report, samples, vocode.sample_rate)
+
+
+def _check_arguments(split: str, max_sentences: int) -> None:
+    if split not in SPLITS:
+        raise EmomixError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
+    if max_sentences < 1:
+        raise EmomixError(f"max_sentences must be >= 1, got {max_sentences}")
+
+
+def _synthesize_grid(bundle, sentences, grid, options, progress) -> dict[tuple[str, int], torch.Tensor]:
+    """(label, sentence) -> mel [n_mels, T] of every mix of the grid for every sentence."""
     mels: dict[tuple[str, int], torch.Tensor] = {}
-    with progress_bar("synthesizing", total=len(keys), enabled=progress) as bar:
+    with progress_bar("synthesizing", total=len(sentences) * len(grid), enabled=progress) as bar:
         for i, sentence in enumerate(sentences):
             sentence_options = _sentence_options(options, sentence, i)
             for label, weights in grid:
                 result = synthesize_mels(bundle, sentence["text"], weights, sentence_options)
                 mels[label, i] = torch.from_numpy(result.mel)
                 bar.advance()
-    synth_s = time.perf_counter() - started
-    started = time.perf_counter()
-    wav_list = vocode_mels(vocode, [mels[k] for k in keys], progress=progress)
-    vocoder_s = time.perf_counter() - started
-    rate = vocode.sample_rate
+    return mels
 
-    records = listen(judges, wav_list, rate, [sentences[i]["n_phones"] for _, i in keys],
+
+def _judge_synthesized(judges, ser, bundle, wavs, rate, mels, keys, sentences, rescore_audio, progress):
+    """One record per (label, sentence) of ``keys``: the independent judges on the audio (Whisper
+    and DNSMOS on the single emotions only), the conditioning SER on the mel (or the audio's)."""
+    emotions = list(bundle.emotions)
+    records = listen(judges, wavs, rate, [sentences[i]["n_phones"] for _, i in keys],
                      [sentences[i]["text"] if label in emotions else None for label, i in keys],
                      progress, "synthesized")  # fmt: skip
-    scored = wav_mels(wav_list, rate, bundle.audio) if rescore_audio else [mels[k] for k in keys]
+    scored = wav_mels(wavs, rate, bundle.audio) if rescore_audio else mels
     for record, (label, i), p in zip(records, keys, score_mels(ser, scored), strict=True):
         record.update(label=label, i=i, cond=p)
-    by_key = dict(zip(keys, records, strict=True))
-    sweep = _guidance_sweep(bundle, sentences, emotions, options, levels, vocode, judges, progress)
-    truth, copies = _judge_ground_truth(store, sentences, emotions, split, max_sentences, ser, judges,
-                                        vocode, progress)  # fmt: skip
+    return records
 
-    judge_columns = list(judges.ser.emotions) if judges.ser is not None else None
+
+def _report(config: Config, records, truth, copies, sweep, levels, emotions, columns, judge_columns,
+            labels) -> Report:
+    """The report's sections from the judged records (``scoring``), read as report.json is read;
+    timing and the bar are the caller's."""
+    n = config.n_sentences
+    by_key = {(r["label"], r["i"]): r for r in records}
     scale = scoring.prosody_scale(records)
-    n = len(sentences)
-    report: dict[str, Any] = {
-        "config": {
-            "model": str(model_path), "features": str(features) if features else None, "split": split,
-            "conditioning_ser": str(ser_path) if ser_path else "embedded",
-            "judge_ser": judges.ser_name, "asr": getattr(judges.asr, "name", None if judges.asr is None else "custom"),
-            "dnsmos": judges.dnsmos is not None, "missing_judges": judges.missing,
-            **options.sampler(), "seed": options.seed, "vocoder": vocoder_name, "n_sentences": n,
-            "sentences": [{"text": s["text"], "speaker": s["speaker"]} for s in sentences],
-            "scored_on": "audio" if rescore_audio else "mel",
-        },  # fmt: skip
-        "emotions": emotions, "ser_emotions": columns, "judge_ser_emotions": judge_columns,
+    return Report.from_json({
+        "config": config, "emotions": emotions, "ser_emotions": columns, "judge_ser_emotions": judge_columns,
         "classification": scoring.classify(records, "cond", emotions, columns),
         "judge_classification": scoring.classify(records, "judge", emotions, judge_columns),
         "per_emotion": scoring.per_emotion(records, truth, emotions, copies),
@@ -291,8 +317,8 @@ def run_eval(
                             "gt": scoring.pooled_asr(truth) if truth else None},
         "intensity": scoring.intensity(by_key, n, emotions, columns, judge_columns, scale),
         "blends": scoring.blends(by_key, n, emotions, columns, judge_columns, scale),
-        "prosody": scoring.prosody_by_label(records, [label for label, _ in grid]),
-        "guidance": scoring.guidance(by_key, sweep, levels, options.guidance, n, emotions, scale,
+        "prosody": scoring.prosody_by_label(records, labels),
+        "guidance": scoring.guidance(by_key, sweep, levels, config.guidance, n, emotions, scale,
                                      judge_columns) if levels else None,
         "ground_truth": None if not truth else {
             "classification": scoring.classify(truth, "cond", emotions, columns, key="emotion"),
@@ -303,16 +329,16 @@ def run_eval(
         },
         "transcripts": [{"label": r["label"], "i": r["i"], "ref": r["ref"], "hyp": r["hyp"]}
                         for r in records + truth if r["hyp"] is not None],
-    }  # fmt: skip
-    audio_s = sum(m.shape[-1] for m in mels.values()) * bundle.audio.hop_length / bundle.audio.sample_rate
-    report["timing"] = {
-        "utterances": len(keys), "synthesis_s": synth_s, "vocoder_s": vocoder_s, "audio_s": audio_s,
-        "rtf_synthesis": synth_s / max(audio_s, 1e-9), "rtf_vocoder": vocoder_s / max(audio_s, 1e-9),
-        "judge_s_per_utterance": {name: c.per_utterance() for name, c in judges.costs.items()},
-    }  # fmt: skip
-    report["bar"] = quality_bar(report)
-    samples = {e: wav_list[keys.index((e, 0))] for e in emotions}
-    return write_outputs(Path(out_dir), report, samples, rate)
+    })  # fmt: skip
+
+
+def _timing(mels: list[torch.Tensor], synth_s: float, vocoder_s: float, audio, judges: Judges) -> Timing:
+    audio_s = sum(m.shape[-1] for m in mels) * audio.hop_length / audio.sample_rate
+    return Timing(
+        utterances=len(mels), synthesis_s=synth_s, vocoder_s=vocoder_s, audio_s=audio_s,
+        rtf_synthesis=synth_s / max(audio_s, 1e-9), rtf_vocoder=vocoder_s / max(audio_s, 1e-9),
+        judge_s_per_utterance={name: c.per_utterance() for name, c in judges.costs.items()},
+    )  # fmt: skip
 
 
 def _sentence_options(options, sentence: dict, i: int):
@@ -335,8 +361,6 @@ def parse_guidance_levels(text: str | None) -> list[float] | None:
 def _guidance_levels(levels, bundle) -> list[float]:
     """The sweep's levels, sorted and unique: explicit ones are checked against the model (w ≠ 1
     needs condition dropout: one clear error); None = the default when the model supports it."""
-    from ..tts.mixing import check_guidance
-
     if levels is None:
         return list(scoring.GUIDANCE_LEVELS) if getattr(bundle.model, "supports_guidance", False) else []
     levels = sorted({float(w) for w in levels})
@@ -347,8 +371,6 @@ def _guidance_levels(levels, bundle) -> list[float]:
 
 def _guidance_sweep(bundle, sentences, emotions, options, levels, vocode, judges, progress) -> dict:
     """(w, emotion, sentence) -> judged record for every level other than the main run's."""
-    from ..synthesis import synthesize_mels
-
     keys = [(w, e, i) for w in levels if w != options.guidance for i in range(len(sentences)) for e in emotions]
     if not keys:
         return {}
@@ -375,8 +397,6 @@ def _judge_ground_truth(store, sentences, emotions, split, limit, ser, judges, v
     """
     if store is None:
         return [], []
-    from ..audio import load_wav
-
     items = ground_truth_items(store, sentences, emotions, split, limit)
     if not items:
         return [], []

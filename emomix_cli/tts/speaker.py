@@ -18,11 +18,13 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable
+from math import gcd
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..audio import AudioConfig, load_wav
 from ..config import atomic_write_bytes
 from ..errors import EmomixError
 from ..progress import progress_bar
@@ -106,8 +108,6 @@ class Wav2Vec2SpeakerEncoder:
         """Speaker vector float32 ``[dim]`` of mono ``audio`` at ``sample_rate``."""
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if sample_rate != WAV2VEC2_SAMPLE_RATE:
-            from math import gcd
-
             from scipy.signal import resample_poly
 
             g = gcd(int(sample_rate), WAV2VEC2_SAMPLE_RATE)
@@ -124,8 +124,6 @@ class Wav2Vec2SpeakerEncoder:
     def embed_wav(self, path: str | Path) -> np.ndarray:
         """Speaker vector ``[dim]`` of a wav file (``--speaker-wav`` at inference)."""
         import soundfile as sf
-
-        from ..audio import AudioConfig, load_wav
 
         try:
             sample_rate = sf.info(str(path)).samplerate

@@ -1,6 +1,7 @@
 """Train the EmoMix acoustic model: config -> data -> losses -> ``train_loop.fit`` -> checkpoint.
 
-``train_tts(config_path)`` is a straight line (nanoGPT style):
+``train_tts(config_path)`` runs a :class:`TTSTraining`, one method per step, in a straight line
+(nanoGPT style):
 
 1. load :class:`TTSTrainConfig` (unknown keys rejected), save the resolved config in the run;
 2. open the feature store, load the frozen SER, embed every utterance once (cached) and get the
@@ -30,13 +31,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..audio import save_wav
 from ..checkpoint import load_checkpoint
-from ..config import atomic_write_bytes, atomic_write_text, load_config, save_yaml, to_dict
+from ..config import (
+    atomic_write_bytes,
+    atomic_write_text,
+    from_dict,
+    load_config,
+    save_yaml,
+    to_dict,
+)
 from ..datasets import FeatureStore, LengthBucketSampler, MelDataset, collate
 from ..errors import EmomixError
 from ..plotting import save_mel_png
-from ..train_loop import LoopConfig, dist_info, fit, seed_everything
+from ..ser import load_ser
+from ..ser.prototypes import compute_prototypes, embed_store, load_prototypes
+from ..train_loop import LoopConfig, dist_info, fit, resolve_device, seed_everything
 from .mixing import MixedOutput
+from .model import EmoMixTTS, TTSConfig, merge_nested, preset
 from .pretrained import load_init_weights
 from .speaker import Wav2Vec2SpeakerEncoder, check_speaker_encoder, store_speaker_embeddings
 
@@ -145,8 +157,6 @@ def ser_embeddings(store, ser: nn.Module, ser_path: Path, items: list[dict] | No
             cached = dict(zip(data["ids"].tolist(), data["embeddings"], strict=True))
     missing = [i for i in items if i["id"] not in cached]
     if missing:
-        from ..ser.prototypes import embed_store
-
         vectors = embed_store(ser, store, missing, batch_size).numpy()
         cached.update({item["id"]: vectors[row] for row, item in enumerate(missing)})
         ids = sorted(cached)
@@ -246,8 +256,6 @@ def sample_vocoder(audio):
 
 def write_samples(out_dir: Path, mels: dict[str, torch.Tensor], audio, vocoder=None) -> None:
     """Mel PNG per emotion, and a wav per emotion when a ``vocoder`` is given."""
-    from ..audio import save_wav
-
     for emotion, mel in mels.items():
         save_mel_png(mel, out_dir / f"{emotion}.png", title=emotion)
         if vocoder is not None and mel.shape[-1] > 0:
@@ -259,9 +267,6 @@ def build_model_config(cfg: TTSTrainConfig, n_vocab: int, n_speakers: int, emoti
                        speaker_in_dim: int):
     """The preset's TTSConfig + ``cfg.model`` overrides + what the data decides (vocabulary,
     speakers, emotion size, speaker encoder); a data-decided key in ``model`` is an error."""
-    from ..config import from_dict
-    from .model import TTSConfig, merge_nested, preset
-
     decided = {"n_vocab": n_vocab, "n_speakers": max(n_speakers, 1), "emotion_dim": emotion_dim,
                "speaker_encoder": cfg.speaker_encoder, "out_size": cfg.out_size}
     if speaker_in_dim:
@@ -275,8 +280,6 @@ def build_model_config(cfg: TTSTrainConfig, n_vocab: int, n_speakers: int, emoti
 
 
 def _prototypes(cfg: TTSTrainConfig, run_dir: Path, ser_path: Path):
-    from ..ser.prototypes import compute_prototypes, load_prototypes
-
     if cfg.prototypes:
         return load_prototypes(cfg.prototypes), Path(cfg.prototypes)
     out = run_dir / "prototypes.pt"
@@ -304,141 +307,168 @@ def train_tts(config_path: str | Path | None, overrides: list[str] | None = None
               resume: str | Path | None = None, device: str | None = None,
               init_from: str | Path | None = None) -> Path:
     """Train (or resume) the EmoMix TTS model; returns ``run_dir/tts.pt``."""
-    from ..ser import load_ser
-    from .model import EmoMixTTS
-
     cfg = load_config(TTSTrainConfig, config_path, overrides)
     if device:
         cfg.train.device = device
     _check_inputs(cfg)
-    run_dir = Path(cfg.run_dir)
-    info = dist_info()
+    return TTSTraining(cfg, resume, init_from).run()
 
-    from ..train_loop import resolve_device
 
-    run_device = resolve_device(cfg.train.device)
-    store = FeatureStore(Path(cfg.features))
-    train_items, val_items = store.items("train"), store.items("val")
-    if not train_items:
-        raise EmomixError(f"feature store {store.root} has no 'train' utterances; re-run prep")
-    ser_path = Path(cfg.ser)
-    ser_payload = load_checkpoint(ser_path, "ser")
-    ser = load_ser(ser_path, device=run_device)
-    speaker_encoder = None
-    if cfg.speaker_encoder == "wav2vec2":
-        speaker_encoder = Wav2Vec2SpeakerEncoder(cfg.wav2vec2_path, cfg.wav2vec2_layer,
-                                                 allow_pickle=cfg.wav2vec2_allow_pickle)
-    model_cfg = build_model_config(cfg, len(store.symbols), len(store.speakers), ser.embed_dim,
-                                   speaker_encoder.dim if speaker_encoder else 0)
-    seed_everything(cfg.train.seed)  # the same initial weights on every run and rank
-    model = EmoMixTTS(model_cfg)
-    report = None  # the pretrained weights are checked before the run folder is written
-    if init_from is not None and resume is None and info.rank == 0:
-        report = load_init_weights(model, init_from, store.symbols, store.audio)
-    if info.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(run_dir / "config.yaml", cfg)
-    if report is not None:
-        atomic_write_text(run_dir / "init_from.json", json.dumps(to_dict(report), indent=1))
-        print(f"init-from {init_from} ({report.source}): {len(report.loaded)} tensors loaded, "
-              f"{len(report.new)} new, {len(report.skipped)} skipped (shape mismatch); "
-              f"see {run_dir / 'init_from.json'}")
+class TTSTraining:
+    """One run of :func:`train_tts`, a method per step (module docstring): :meth:`run` calls them
+    in order; ``fit`` calls :meth:`batches`, :meth:`step`, :meth:`validate` and :meth:`export`."""
 
-    emotion_vectors = ser_embeddings(store, ser, ser_path, train_items + val_items)
-    prototypes, _ = _prototypes(cfg, run_dir, ser_path)
-    speaker_vectors, speaker_means = None, {}
-    if speaker_encoder is not None:
-        speaker_vectors = store_speaker_embeddings(store, speaker_encoder, train_items + val_items,
-                                                   progress=info.rank == 0)
-        speaker_means = _speaker_means(train_items, speaker_vectors)
+    def __init__(self, cfg: TTSTrainConfig, resume: str | Path | None, init_from: str | Path | None):
+        self.cfg, self.resume, self.init_from = cfg, resume, init_from
+        self.run_dir = Path(cfg.run_dir)
+        self.info = dist_info()
+        self.device = resolve_device(cfg.train.device)
+        self.out_size = cfg.out_size or None
+        self.style_on = cfg.style_weight > 0
 
-    train_set = MelDataset(store, "train")  # utterances without phonemes are left out
-    if len(train_set) == 0:
-        raise EmomixError(f"no train utterance of {store.root} has phonemes; re-run prep with text")
-    val_set = MelDataset(store, "val") if val_items else None
-    val_set = val_set if val_set is not None and len(val_set) else None
-    vocoder = sample_vocoder(store.audio) if val_set is not None and info.rank == 0 else None
-    neutral = (neutral_vectors(prototypes, train_items + val_items)
-               if model_cfg.enc_cond_dropout > 0 else None)
-    collate_fn = TTSCollate(emotion_vectors, speaker_vectors, neutral)
-    sampler = LengthBucketSampler(train_set.lengths, cfg.train.batch_size, seed=cfg.train.seed,
-                                  rank=info.rank, world_size=info.world_size)
+    def run(self) -> Path:
+        self.load_inputs()
+        self.build_model()  # the pretrained weights are checked before the run folder is written
+        self.open_run_folder()
+        self.prepare_data()
+        # the loop's step number (0-based), continued by a resumed run, so that the steps with a
+        # style loss are the same whether or not the run was interrupted (exact resume)
+        resumed = self.resume and self.cfg.style_every > 1
+        self.step_numbers = itertools.count(_resumed_step(self.resume) if resumed else 0)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.train.lr,
+                                     weight_decay=self.cfg.train.weight_decay)
+        result = fit(self.model, optimizer, self.batches, self.step, self.cfg.train, self.run_dir, "tts",
+                     self.export, validate=self.validate if self.val_set is not None else None,
+                     resume=Path(self.resume) if self.resume else None)  # fmt: skip
+        return result.checkpoint
 
-    def batches(epoch: int):
-        sampler.set_epoch(epoch)  # a deterministic function of (seed, epoch): exact resume
+    # ------------------------------------------------------------ setup
+    def load_inputs(self) -> None:
+        """The feature store, the frozen SER and the speaker encoder (wav2vec2 only)."""
+        cfg = self.cfg
+        self.store = FeatureStore(Path(cfg.features))
+        self.train_items, self.val_items = self.store.items("train"), self.store.items("val")
+        if not self.train_items:
+            raise EmomixError(f"feature store {self.store.root} has no 'train' utterances; re-run prep")
+        self.ser_path = Path(cfg.ser)
+        self.ser_payload = load_checkpoint(self.ser_path, "ser")
+        self.ser = load_ser(self.ser_path, device=self.device)
+        self.speaker_encoder = None
+        if cfg.speaker_encoder == "wav2vec2":
+            self.speaker_encoder = Wav2Vec2SpeakerEncoder(cfg.wav2vec2_path, cfg.wav2vec2_layer,
+                                                          allow_pickle=cfg.wav2vec2_allow_pickle)
+
+    def build_model(self) -> None:
+        """The model, seeded; warm-started from ``init_from`` (checked, nothing written yet)."""
+        store = self.store
+        self.model_cfg = build_model_config(self.cfg, len(store.symbols), len(store.speakers), self.ser.embed_dim,
+                                            self.speaker_encoder.dim if self.speaker_encoder else 0)  # fmt: skip
+        seed_everything(self.cfg.train.seed)  # the same initial weights on every run and rank
+        self.model = EmoMixTTS(self.model_cfg)
+        self.init_report = None
+        if self.init_from is not None and self.resume is None and self.info.rank == 0:
+            self.init_report = load_init_weights(self.model, self.init_from, store.symbols, store.audio)
+
+    def open_run_folder(self) -> None:
+        """The run folder with the resolved config, and what ``init_from`` loaded."""
+        if self.info.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_yaml(self.run_dir / "config.yaml", self.cfg)
+        report = self.init_report
+        if report is not None:
+            atomic_write_text(self.run_dir / "init_from.json", json.dumps(to_dict(report), indent=1))
+            print(f"init-from {self.init_from} ({report.source}): {len(report.loaded)} tensors loaded, "
+                  f"{len(report.new)} new, {len(report.skipped)} skipped (shape mismatch); "
+                  f"see {self.run_dir / 'init_from.json'}")
+
+    def prepare_data(self) -> None:
+        """Emotion (and speaker) vectors of every utterance, prototypes, datasets and sampler."""
+        cfg, store = self.cfg, self.store
+        items = self.train_items + self.val_items
+        emotion_vectors = ser_embeddings(store, self.ser, self.ser_path, items)
+        self.prototypes, _ = _prototypes(cfg, self.run_dir, self.ser_path)
+        speaker_vectors, self.speaker_means = None, {}
+        if self.speaker_encoder is not None:
+            speaker_vectors = store_speaker_embeddings(store, self.speaker_encoder, items,
+                                                       progress=self.info.rank == 0)
+            self.speaker_means = _speaker_means(self.train_items, speaker_vectors)
+
+        self.train_set = MelDataset(store, "train")  # utterances without phonemes are left out
+        if len(self.train_set) == 0:
+            raise EmomixError(f"no train utterance of {store.root} has phonemes; re-run prep with text")
+        val_set = MelDataset(store, "val") if self.val_items else None
+        self.val_set = val_set if val_set is not None and len(val_set) else None
+        self.vocoder = sample_vocoder(store.audio) if self.val_set is not None and self.info.rank == 0 else None
+        neutral = neutral_vectors(self.prototypes, items) if self.model_cfg.enc_cond_dropout > 0 else None
+        self.collate_fn = TTSCollate(emotion_vectors, speaker_vectors, neutral)
+        self.sampler = LengthBucketSampler(self.train_set.lengths, cfg.train.batch_size, seed=cfg.train.seed,
+                                           rank=self.info.rank, world_size=self.info.world_size)  # fmt: skip
+
+    # ------------------------------------------------------------ what fit calls
+    def batches(self, epoch: int):
+        self.sampler.set_epoch(epoch)  # a deterministic function of (seed, epoch): exact resume
         return torch.utils.data.DataLoader(
-            train_set, batch_sampler=sampler, collate_fn=collate_fn,
-            num_workers=cfg.train.num_workers, pin_memory=run_device.type == "cuda",
+            self.train_set, batch_sampler=self.sampler, collate_fn=self.collate_fn,
+            num_workers=self.cfg.train.num_workers, pin_memory=self.device.type == "cuda",
         )
 
-    out_size = cfg.out_size or None
-    style_on = cfg.style_weight > 0
-
-    def losses(model_, batch, device_, generator=None,
-               style_scale: int = 1) -> dict[str, torch.Tensor]:
+    def losses(self, model, batch, device, generator=None, style_scale: int = 1) -> dict[str, torch.Tensor]:
         """The losses of one batch; the style term weighted ``style_scale · style_weight``, and
         left out (no SER forward, no ``style_loss`` entry) when ``style_scale`` is 0."""
-        batch = _to_device(batch, device_)
-        out = model_.compute_loss(
+        cfg = self.cfg
+        batch = _to_device(batch, device)
+        out = model.compute_loss(
             batch["tokens"], batch["token_lengths"], batch["mel"], batch["mel_lengths"],
-            batch["emotion_embedding"], _speaker_input(batch, cfg.speaker_encoder), out_size=out_size,
+            batch["emotion_embedding"], _speaker_input(batch, cfg.speaker_encoder), out_size=self.out_size,
             generator=generator, neutral=batch.get("neutral_embedding"),
         )
         total = out["dur_loss"] + out["prior_loss"] + out["diff_loss"]
         values = {"dur_loss": out["dur_loss"], "prior_loss": out["prior_loss"],
                   "diff_loss": out["diff_loss"]}
-        if not style_on:
-            values["style_loss"] = torch.zeros((), device=device_)
+        if not self.style_on:
+            values["style_loss"] = torch.zeros((), device=device)
         elif style_scale:
             weight = out["style_weight"] if cfg.style_snr_weighting else None
-            style = style_loss(ser, out["x0_hat"], out["target"], out["seg_mask"], weight)
+            style = style_loss(self.ser, out["x0_hat"], out["target"], out["seg_mask"], weight)
             total = total + style_scale * cfg.style_weight * style
             values["style_loss"] = style
         return {"loss": total, **values}
 
-    # the loop's step number (0-based), continued by a resumed run, so that the steps with a
-    # style loss are the same whether or not the run was interrupted (exact resume)
-    steps = itertools.count(_resumed_step(resume) if resume and cfg.style_every > 1 else 0)
+    def step(self, model, batch, device) -> dict[str, torch.Tensor]:
+        every = self.cfg.style_every
+        style_scale = every if next(self.step_numbers) % every == 0 else 0
+        return self.losses(model, batch, device, style_scale=style_scale)
 
-    def step_fn(model_, batch, device_):
-        style_scale = cfg.style_every if next(steps) % cfg.style_every == 0 else 0
-        return losses(model_, batch, device_, style_scale=style_scale)
-
-    def validate(model_, step: int) -> dict[str, float]:
-        device_ = next(model_.parameters()).device
+    def validate(self, model, step: int) -> dict[str, float]:
+        device = next(model.parameters()).device
         # validation must not move the training RNG: a resumed run would diverge otherwise
-        with torch.random.fork_rng(devices=[device_] if device_.type == "cuda" else []):
-            return run_validation(model_, step, device_)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return self._validation(model, step, device)
 
-    def run_validation(model_, step: int, device_: torch.device) -> dict[str, float]:
+    def _validation(self, model, step: int, device: torch.device) -> dict[str, float]:
+        """Mean losses over the val split, and one sample per emotion written under samples/."""
+        cfg = self.cfg
         sums: dict[str, float] = {}
-        generator = torch.Generator(device=device_).manual_seed(cfg.train.seed)
-        loader = torch.utils.data.DataLoader(val_set, batch_size=cfg.train.batch_size,
-                                             collate_fn=collate_fn)
+        generator = torch.Generator(device=device).manual_seed(cfg.train.seed)
+        loader = torch.utils.data.DataLoader(self.val_set, batch_size=cfg.train.batch_size,
+                                             collate_fn=self.collate_fn)
         n = 0
         for batch in loader:
-            values = losses(model_, batch, device_, generator)
+            values = self.losses(model, batch, device, generator)
             for key, value in values.items():
                 sums[key] = sums.get(key, 0.0) + float(value) * len(batch["tokens"])
             n += len(batch["tokens"])
         metrics = {key: value / n for key, value in sums.items()}
-        sample = collate_fn([val_set[0]])
+        sample = self.collate_fn([self.val_set[0]])
         speaker_input = _speaker_input(sample, cfg.speaker_encoder)
-        mels = sample_prototypes(model_, sample["tokens"][0], prototypes, speaker_input,
+        mels = sample_prototypes(model, sample["tokens"][0], self.prototypes, speaker_input,
                                  cfg.n_val_steps, cfg.val_temperature, seed=cfg.train.seed)
-        write_samples(run_dir / "samples" / f"step_{step}", mels, store.audio, vocoder)
+        write_samples(self.run_dir / "samples" / f"step_{step}", mels, self.store.audio, self.vocoder)
         metrics["score"] = -metrics["loss"]
         return metrics
 
-    def export(model_) -> dict:
-        return tts_payload(cfg, model_, store, prototypes, ser_payload, speaker_means)
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr,
-                                 weight_decay=cfg.train.weight_decay)
-    result = fit(model, optimizer, batches, step_fn, cfg.train, run_dir, "tts", export,
-                 validate=validate if val_set is not None else None,
-                 resume=Path(resume) if resume else None)
-    return result.checkpoint
+    def export(self, model) -> dict:
+        return tts_payload(self.cfg, model, self.store, self.prototypes, self.ser_payload, self.speaker_means)
 
 
 def _resumed_step(path: str | Path) -> int:

@@ -252,17 +252,6 @@ class LinearAttention(nn.Module):
         return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
-def reference_linear_attention(attn: LinearAttention, x: Tensor) -> Tensor:
-    """The official (Grad-TTS) computation of ``attn`` on an unpadded ``x``: the test oracle."""
-    batch, _, height, width = x.shape
-    qkv = attn.to_qkv(x).reshape(batch, 3, attn.heads, -1, height * width)
-    query, key, value = qkv.unbind(1)
-    key = key.softmax(dim=-1)
-    context = torch.einsum("bhdn,bhen->bhde", key, value)
-    out = torch.einsum("bhde,bhdn->bhen", context, query)
-    return attn.to_out(out.reshape(batch, -1, height, width))
-
-
 class Rezero(nn.Module):
     def __init__(self, fn: nn.Module):
         super().__init__()
