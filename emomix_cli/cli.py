@@ -301,8 +301,8 @@ def evaluate(
     seed: Annotated[int, typer.Option()] = 0,
     vocoder: Annotated[str, typer.Option(help="hifigan (UNIVERSAL_V1) | griffinlim (voicing not judged)")] = "hifigan",
     vocoder_checkpoint: Annotated[Path | None, typer.Option(help="Another HiFi-GAN generator checkpoint.")] = None,
-    whisper: Annotated[bool, typer.Option(help="Judge intelligibility with Whisper (needs emomix[judges]).")] = True,
-    dnsmos: Annotated[bool, typer.Option(help="Judge naturalness with DNSMOS (needs emomix[judges]).")] = True,
+    whisper: Annotated[bool, typer.Option(help="Judge intelligibility with Whisper (needs emomix\\[judges]).")] = True,
+    dnsmos: Annotated[bool, typer.Option(help="Judge naturalness with DNSMOS (needs emomix\\[judges]).")] = True,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch, Whisper and DNSMOS (default: torch's; use 1 next to a training run).")] = None,
 ):

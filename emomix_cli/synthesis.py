@@ -4,8 +4,8 @@
 ``encoder_condition``, docs/DESIGN.md §1.3) -> the decoder family's solver over a
 :class:`~.tts.mixing.MixedOutput` (Eq. 8 on scores or velocities, with optional guidance, one
 batched forward per evaluation) -> log-mel. :func:`vocode`: mel ->
-wav. :func:`synthesize` is the two together; ``emomix eval`` calls the first and vocodes in
-batches itself. Long text is split at sentence boundaries; each sentence is sampled on its own
+wav. :func:`synthesize` is the two together; ``emomix eval`` calls the first and vocodes each
+utterance on its own. Long text is split at sentence boundaries; each sentence is sampled on its own
 and the mels are joined with a short silence. The seed fixes all randomness (one
 ``torch.Generator``), so the same call gives the same audio.
 
@@ -31,6 +31,7 @@ from .errors import EmomixError
 from .plotting import save_mel_png
 from .text import text_to_ids
 from .tts import flow, load_tts, sampling
+from .tts.sampling import DEFAULT_TEMPERATURE
 from .tts.mixing import (
     ENCODER_CONDITIONS,
     NEUTRAL,
@@ -41,7 +42,7 @@ from .tts.mixing import (
 )
 
 # used only for settings a model does not store (the shipped model stores its own)
-FALLBACK_SAMPLER = {"steps": 10, "temperature": 1.0, "solver": "euler", "k_max": 1.0, "k_min": 0.0,
+FALLBACK_SAMPLER = {"steps": 10, "temperature": DEFAULT_TEMPERATURE, "solver": "euler", "k_max": 1.0, "k_min": 0.0,
                     "guidance": 1.0, "encoder_condition": "weighted"}
 SENTENCE_PAUSE_S = 0.25
 
@@ -192,7 +193,7 @@ def fill_padding(mu: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Ten
     filled by its last frame, and an all-ones mask.
 
     The decoder then sees no padding and takes its dense path (no mask products, native
-    GroupNorm, ~1.2× faster on CPU), as if the final token (silence) lasted up to 3 frames
+    GroupNorm; docs/performance.md measures it), as if the final token (silence) lasted up to 3 frames
     longer; the caller crops the sampled mel back to ``frames``.
     """
     if mu.shape[0] != 1:

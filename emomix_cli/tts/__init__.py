@@ -72,7 +72,7 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu") -> TTSBundle:
         state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
         model.load_state_dict(state)
         if torch.device(device).type == "cpu" and model.family == "score2d":
-            # oneDNN's 3x3 convs in channels-last: 1.27x faster per score call
+            # oneDNN's 3x3 convs are faster in channels-last (docs/performance.md)
             model.decoder.estimator.use_channels_last(True)
         prototypes = load_prototypes(blob["prototypes"])
         bundle = TTSBundle(

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .sampling import check_steps
+from .sampling import DEFAULT_TEMPERATURE, check_steps
 from .sde import randn_like
 from .unet1d import FlowEstimator1d
 
@@ -84,7 +84,7 @@ def _grid(n_steps: int) -> list[float]:
 
 
 def euler(velocity_fn: VelocityFn, mu: Tensor, mask: Tensor, n_steps: int,
-          temperature: float = 1.0, generator: torch.Generator | None = None,
+          temperature: float = DEFAULT_TEMPERATURE, generator: torch.Generator | None = None,
           x_start: Tensor | None = None) -> Tensor:
     """Euler on the flow ODE, uniform t from 0 to 1 (N velocity calls)."""
     x = _start(mu, mask, temperature, generator, x_start)
@@ -95,7 +95,7 @@ def euler(velocity_fn: VelocityFn, mu: Tensor, mask: Tensor, n_steps: int,
 
 
 def midpoint(velocity_fn: VelocityFn, mu: Tensor, mask: Tensor, n_steps: int,
-             temperature: float = 1.0, generator: torch.Generator | None = None,
+             temperature: float = DEFAULT_TEMPERATURE, generator: torch.Generator | None = None,
              x_start: Tensor | None = None) -> Tensor:
     """The explicit midpoint method (2N velocity calls)."""
     x = _start(mu, mask, temperature, generator, x_start)
@@ -108,7 +108,7 @@ def midpoint(velocity_fn: VelocityFn, mu: Tensor, mask: Tensor, n_steps: int,
 
 
 def heun(velocity_fn: VelocityFn, mu: Tensor, mask: Tensor, n_steps: int,
-         temperature: float = 1.0, generator: torch.Generator | None = None,
+         temperature: float = DEFAULT_TEMPERATURE, generator: torch.Generator | None = None,
          x_start: Tensor | None = None) -> Tensor:
     """Heun's method, trapezoidal predictor-corrector (2N velocity calls)."""
     x = _start(mu, mask, temperature, generator, x_start)

@@ -32,6 +32,8 @@ from .sde import BETA_MAX, BETA_MIN, beta, cumulative_beta, randn_like  # β: fl
 ScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 
 T_END = 1e-3  # where the fast solvers stop; the remaining noise std is ~0.008
+# the temperature τ every solver (and synthesis) takes when none is given or stored
+DEFAULT_TEMPERATURE = 1.0
 
 
 def initial_noise(mu: torch.Tensor, mask: torch.Tensor, temperature: float,
@@ -46,7 +48,7 @@ def _start(mu, mask, temperature, generator, x_start):
 
 
 def euler(score_fn: ScoreFn, mu: torch.Tensor, mask: torch.Tensor, n_steps: int,
-          temperature: float = 1.5, generator: torch.Generator | None = None,
+          temperature: float = DEFAULT_TEMPERATURE, generator: torch.Generator | None = None,
           stochastic: bool = False, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX,
           x_start: torch.Tensor | None = None) -> torch.Tensor:
     """Grad-TTS reverse diffusion (Euler, midpoint times); ``x_start`` overrides x_1 (tests)."""
@@ -66,7 +68,7 @@ def euler(score_fn: ScoreFn, mu: torch.Tensor, mask: torch.Tensor, n_steps: int,
     return x
 
 
-def euler_sde(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = 1.5,
+def euler_sde(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = DEFAULT_TEMPERATURE,
               generator: torch.Generator | None = None, beta_min: float = BETA_MIN,
               beta_max: float = BETA_MAX, x_start: torch.Tensor | None = None) -> torch.Tensor:
     """Grad-TTS's stochastic reverse SDE (``stoc=True``)."""
@@ -74,7 +76,7 @@ def euler_sde(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = 1.
                  x_start)
 
 
-def heun(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = 1.5,
+def heun(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = DEFAULT_TEMPERATURE,
          generator: torch.Generator | None = None, beta_min: float = BETA_MIN,
          beta_max: float = BETA_MAX, x_start: torch.Tensor | None = None,
          t_end: float = T_END) -> torch.Tensor:
@@ -113,21 +115,21 @@ def _time_of_log_snr(lam: float, beta_min: float, beta_max: float) -> float:
     return (-beta_min + math.sqrt(beta_min**2 + 2.0 * slope * cumulative)) / slope
 
 
-def dpm2m(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = 1.5,
+def dpm2m(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = DEFAULT_TEMPERATURE,
           generator: torch.Generator | None = None, beta_min: float = BETA_MIN,
           beta_max: float = BETA_MAX, x_start: torch.Tensor | None = None,
           t_end: float = T_END) -> torch.Tensor:
     """DPM-Solver++(2M) on the probability-flow ODE (N score calls), log-SNR-uniform steps.
 
     In y = x − μ: ``y_t = (σ_t/σ_s) y_s + α_t(1 − e^{−h}) D``, h = λ_t − λ_s (log-SNR),
-    D = the data prediction at s, extrapolated with the previous one from the second step on.
+    D = the data prediction at s, extrapolated with the one before it from the second step on.
     """
     check_steps(n_steps)
     lam_start, lam_end = (_log_snr(t, beta_min, beta_max) for t in (1.0, t_end))
     lams = torch.linspace(lam_start, lam_end, n_steps + 1).tolist()
     times = [1.0] + [_time_of_log_snr(lam, beta_min, beta_max) for lam in lams[1:-1]] + [t_end]
     y = _start(mu, mask, temperature, generator, x_start) - mu
-    previous = None  # (data prediction, its step size in λ)
+    last = None  # the last step's (data prediction, its step size in λ)
     for i in range(n_steps):
         s, t = times[i], times[i + 1]
         alpha_s, sigma_s = _alpha_sigma(s, beta_min, beta_max)
@@ -135,11 +137,11 @@ def dpm2m(score_fn: ScoreFn, mu, mask, n_steps: int, temperature: float = 1.5,
         h = lams[i + 1] - lams[i]
         denoised = (y + sigma_s**2 * score_fn((y + mu) * mask, s)) / alpha_s
         estimate = denoised
-        if previous is not None:
-            r = previous[1] / h
-            estimate = denoised + (denoised - previous[0]) / (2.0 * r)
+        if last is not None:
+            r = last[1] / h
+            estimate = denoised + (denoised - last[0]) / (2.0 * r)
         y = ((sigma_t / sigma_s) * y - alpha_t * math.expm1(-h) * estimate) * mask
-        previous = (denoised, h)
+        last = (denoised, h)
     return (y + mu) * mask
 
 

@@ -87,7 +87,8 @@ def _common_prefix_length(mask: Tensor) -> int | None:
 
 
 def mish_inference(x: Tensor) -> Tensor:
-    """Mish without autograd, ~3.5× faster than ``F.mish`` on CPU (one exp, in-place algebra).
+    """Mish without autograd in one exp and in-place algebra (faster than ``F.mish`` on CPU;
+    docs/performance.md measures it).
 
     ``tanh(softplus(x)) = 1 − 2 / ((1 + eˣ)² + 1)``, so ``mish(x) = x − 2x / ((1 + eˣ)² + 1)``;
     eˣ = inf gives x, eˣ = 0 gives 0. Max abs error vs float64 ~2e-6 (``F.mish``: ~1e-6).
@@ -118,7 +119,8 @@ def _mish_and_derivative(x: Tensor, derivative: bool) -> tuple[Tensor, Tensor | 
 
 
 class FastMish(torch.autograd.Function):
-    """Mish for training on CPU: ~2–2.7× faster forward + backward than ``F.mish`` there.
+    """Mish for training on CPU, forward + backward faster than ``F.mish`` there
+    (``benchmarks/bench_mish.py``; docs/performance.md).
 
     The forward computes the derivative from the same exp (:func:`_mish_and_derivative`) and
     saves it instead of x; the backward is one product. Max abs error vs float64 on
@@ -452,7 +454,7 @@ class GradLogPEstimator2d(nn.Module):
         return getattr(self, "_channels_last", False)
 
     def use_channels_last(self, enabled: bool = True) -> GradLogPEstimator2d:
-        """Channels-last weights and activations: ~2× faster 3×3 convs with oneDNN on CPU
+        """Channels-last weights and activations: faster 3×3 convs with oneDNN on CPU
         (benchmarks/bench_synthesis.py measures it). Numerically the same computation."""
         self._channels_last = enabled
         layout = torch.channels_last if enabled else torch.contiguous_format
