@@ -315,7 +315,8 @@ def _restore(path: Path, model, ema, optimizer, scaler, kind: str) -> tuple[_Sta
         model.load_state_dict(blob["model"])
         if ema is not None:
             ema.load_state_dict(blob["ema"] if blob.get("ema") is not None else blob["model"])
-        optimizer.load_state_dict(blob["optimizer"])
+        if blob.get("optimizer") is not None:  # a snapshot (write_snapshot) restarts Adam
+            optimizer.load_state_dict(blob["optimizer"])
     except (RuntimeError, ValueError, KeyError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EmomixError(
@@ -329,6 +330,25 @@ def _restore(path: Path, model, ema, optimizer, scaler, kind: str) -> tuple[_Sta
         best_score=blob.get("best_score"), bad_validations=int(blob.get("bad_validations", 0)),
     )
     return state, blob["rng"]
+
+
+def write_snapshot(last: str | Path, dst: str | Path, **extra) -> Path:
+    """A compact copy of a run's ``last.pt`` to carry a run across machines: the raw and EMA
+    weights in fp16, the step and data position and the RNG states, without the optimizer (a
+    run resumed from it restarts Adam with the same step count and schedule). ``extra`` (e.g.
+    the series' wall-clock hours) is stored beside them."""
+    blob = load_checkpoint(last, "train-state")
+
+    def half(state):
+        if state is None:
+            return None
+        return {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v
+                for k, v in state.items()}
+
+    payload = {k: v for k, v in blob.items() if k not in ("format", "kind", "version")}
+    payload.update(model=half(blob["model"]), ema=half(blob.get("ema")), optimizer=None,
+                   scaler=None, snapshot=dict(extra))
+    return save_checkpoint(dst, "train-state", payload)
 
 
 def _past_deadline(deadline: float, world_size: int) -> bool:

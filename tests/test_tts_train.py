@@ -346,6 +346,22 @@ def test_resume_reproduces_the_step_count_and_the_ema(tmp_path, tiny_store, ser_
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+def test_a_snapshot_is_fp16_without_adam_and_resumes_at_its_step(tmp_path, tiny_store, ser_path):
+    from emomix_cli.train_loop import write_snapshot
+
+    first = train_tts(write_config(tmp_path, tiny_store, ser_path, name="series", steps=2))
+    shared = {"prototypes": str(tmp_path / "series" / "prototypes.pt")}
+    snapshot = write_snapshot(tmp_path / "series" / "last.pt", tmp_path / "snap.pt", hours=0.25)
+    blob = load_checkpoint(snapshot, "train-state")
+    assert blob["optimizer"] is None and blob["snapshot"] == {"hours": 0.25}
+    assert all(v.dtype == torch.float16 for v in blob["model"].values() if v.is_floating_point())
+    assert snapshot.stat().st_size < (tmp_path / "series" / "last.pt").stat().st_size / 2
+    resumed = train_tts(write_config(tmp_path, tiny_store, ser_path, name="carried", steps=3,
+                                     **shared), resume=snapshot)
+    assert load_checkpoint(tmp_path / "carried" / "last.pt", "train-state")["step"] == 3
+    assert load_checkpoint(resumed, "tts")["config"] == load_checkpoint(first, "tts")["config"]
+
+
 def test_train_tts_with_wav2vec2_speakers(tmp_path, tiny_store, ser_path, wav2vec2_dir, tiny_wav):
     _tone_wavs(tiny_store)
     config = write_config(tmp_path, tiny_store, ser_path, steps=2, speaker_encoder="wav2vec2",
