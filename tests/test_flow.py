@@ -343,3 +343,16 @@ def test_a_flow_model_trains_records_its_family_and_speaks_from_the_cli(tmp_path
     assert result.exit_code != 0 and not refused.exists()
     assert "for score2d models" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_snake_beta_is_the_official_formula_and_its_gradient_is_exact():
+    from emomix_cli.tts.unet1d import _SnakeBeta, snake_beta
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(2, 5, 6, generator=g, dtype=torch.float64)
+    alpha = 0.3 * torch.randn(6, generator=g, dtype=torch.float64)
+    beta = 0.3 * torch.randn(6, generator=g, dtype=torch.float64)
+    official = y + torch.sin(y * alpha.exp()).pow(2) / (beta.exp() + 1e-9)
+    assert torch.allclose(snake_beta(y, alpha, beta), official, atol=1e-12)
+    inputs = tuple(t.clone().requires_grad_() for t in (y, alpha, beta))
+    assert torch.autograd.gradcheck(_SnakeBeta.apply, inputs)

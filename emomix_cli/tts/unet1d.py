@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .unet import MaskedGroupNorm, Mish, SinusoidalPosEmb, _has_padding, _masked
 
@@ -60,8 +61,41 @@ class ResnetBlock1D(nn.Module):
         return self.block2(h, mask) + self.res_conv(_masked(x, mask))
 
 
+def snake_beta(y: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+    """``y + sin²(y·e^α) / (e^β + 1e-9)`` per channel (last axis); 1e-9 as the official, the
+    inverse of a magnitude that can train towards zero."""
+    return y + torch.sin(y * alpha.exp()).square_() / (beta.exp() + 1e-9)
+
+
+class _SnakeBeta(torch.autograd.Function):
+    """:func:`snake_beta` whose backward recomputes what it needs from y (one saved tensor
+    instead of the four the composed operations keep), with the analytic derivatives
+    ``∂/∂y = 1 + 2a·sin(ay)cos(ay)/b``, ``∂/∂α = 2a·y·sin(ay)cos(ay)/b``,
+    ``∂/∂β = −e^β·sin²(ay)/b²`` (a = e^α, b = e^β + 1e-9)."""
+
+    @staticmethod
+    def forward(ctx, y: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(y, alpha, beta)
+        return snake_beta(y, alpha, beta)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        y, alpha, beta = ctx.saved_tensors
+        a, exp_beta = alpha.exp(), beta.exp()
+        inv_b = 1.0 / (exp_beta + 1e-9)
+        angle = y * a
+        sine = torch.sin(angle)
+        slope = grad * sine * torch.cos(angle)  # g·sin(ay)cos(ay)
+        dims = tuple(range(grad.dim() - 1))
+        grad_y = grad + slope * (2.0 * a * inv_b)
+        grad_alpha = (slope * y).sum(dims) * (2.0 * a * inv_b)
+        grad_beta = (grad * sine.square_()).sum(dims) * (-exp_beta * inv_b**2)
+        return grad_y, grad_alpha, grad_beta
+
+
 class SnakeBeta(nn.Module):
-    """``proj`` (a linear layer) then ``y + sin²(y·e^α) / e^β`` per channel (α, β log-scale)."""
+    """``proj`` (a linear layer) then :func:`snake_beta` with per-channel log-scale α, β."""
 
     def __init__(self, dim: int, dim_out: int):
         super().__init__()
@@ -71,8 +105,9 @@ class SnakeBeta(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.proj(x)
-        # 1e-9 as the official: the inverse of a magnitude that can train towards zero
-        return y + torch.sin(y * self.alpha.exp()).pow(2) / (self.beta.exp() + 1e-9)
+        if torch.is_grad_enabled():
+            return _SnakeBeta.apply(y, self.alpha, self.beta)
+        return snake_beta(y, self.alpha, self.beta)
 
 
 class FeedForward(nn.Module):
