@@ -31,7 +31,6 @@ from .errors import EmomixError
 from .plotting import save_mel_png
 from .text import text_to_ids
 from .tts import flow, load_tts, sampling
-from .tts.sampling import DEFAULT_TEMPERATURE
 from .tts.mixing import (
     ENCODER_CONDITIONS,
     NEUTRAL,
@@ -40,6 +39,7 @@ from .tts.mixing import (
     condition_for_encoder,
     normalise_weights,
 )
+from .tts.sampling import DEFAULT_TEMPERATURE
 
 # used only for settings a model does not store (the shipped model stores its own)
 FALLBACK_SAMPLER = {"steps": 10, "temperature": DEFAULT_TEMPERATURE, "solver": "euler", "k_max": 1.0, "k_min": 0.0,
