@@ -16,17 +16,20 @@ byte-identical wavs whatever the worker count, and after a resume.
 from __future__ import annotations
 
 import ctypes
+import io
 import json
 import multiprocessing
 import os
 import queue as queue_module
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from scipy.signal import lfilter
 
-from .audio import save_wav
+from .audio import save_wav, wav_bytes
 from .config import atomic_write_text
 from .errors import EmomixError
 from .progress import progress_bar
@@ -76,16 +79,19 @@ STYLES: dict[str, EmotionStyle] = {
     ),
 }
 
-# (speaker id, espeak voice with variant). Variants live in espeak-ng-data/voices/!v.
+# (speaker id, espeak voice with variant). Variants live in espeak-ng-data/voices/!v. Every voice
+# keeps >= 0.9 of its pYIN voiced fraction in every emotion when its mel goes through the default
+# vocoder (HiFi-GAN UNIVERSAL_V1; benchmarks/voice_survival.py, docs/demo_corpus.md): the low male
+# variants (m1-m7, en-gb-x-rp, ...) lose most of it in sad and neutral, so none is used.
 SPEAKERS: list[tuple[str, str]] = [
-    ("demo_spk1", "en-us+m1"),
+    ("demo_spk1", "en-us+Nguyen"),
     ("demo_spk2", "en-us+f2"),
-    ("demo_spk3", "en+m3"),
+    ("demo_spk3", "en-us+Marco"),
     ("demo_spk4", "en+f4"),
-    ("demo_spk5", "en-us+m7"),
-    ("demo_spk6", "en-us+f1"),
-    ("demo_spk7", "en+m2"),
-    ("demo_spk8", "en+f3"),
+    ("demo_spk5", "en-us+steph"),
+    ("demo_spk6", "en-us+f5"),
+    ("demo_spk7", "en-us+Andrea"),
+    ("demo_spk8", "en-us+shelby"),
 ]
 
 SENTENCES: list[str] = [
@@ -260,16 +266,42 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
 )
 
 
+def _espeakng_loader():
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise EmomixError(
+            "the demo corpus needs the espeak-ng library: pip install espeakng-loader"
+        ) from None
+    return espeakng_loader
+
+
+@lru_cache(maxsize=1)
+def voice_variants() -> tuple[str, ...]:
+    """The variant names (``voice+variant``) in espeakng-loader's ``espeak-ng-data/voices/!v``."""
+    folder = Path(_espeakng_loader().get_data_path()) / "voices" / "!v"
+    return tuple(sorted(p.name for p in folder.iterdir() if p.is_file()))
+
+
+def check_voice(voice: str) -> None:
+    """EmomixError unless ``voice``'s variant (after ``+``) exists: espeak-ng would silently
+    ignore an unknown variant and speak the base voice. The base voice is checked when it is
+    first set (:meth:`_Espeak.synthesize`)."""
+    base, _, variant = voice.partition("+")
+    if not base:
+        raise EmomixError(f"espeak voice '{voice}' has no base voice; write e.g. en-us+f2")
+    if variant and variant not in voice_variants():
+        raise EmomixError(
+            f"espeak-ng has no voice variant '{variant}' (in '{voice}'); "
+            f"variants: {', '.join(voice_variants())}"
+        )
+
+
 class _Espeak:
     """One process's espeak-ng engine in synchronous retrieval mode."""
 
     def __init__(self) -> None:
-        try:
-            import espeakng_loader
-        except ImportError:
-            raise EmomixError(
-                "the demo corpus needs the espeak-ng library: pip install espeakng-loader"
-            ) from None
+        espeakng_loader = _espeakng_loader()
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
@@ -326,6 +358,7 @@ class _Espeak:
         noise_seed: int = 0,
     ) -> np.ndarray:
         """int16 samples at ``self.sample_rate``; equal arguments give equal samples."""
+        check_voice(voice)
         lib = self._lib
         lib.espeak_ng_SetRandSeed(noise_seed)
         # set every time: another module in this process may have re-pointed the callback
@@ -443,15 +476,27 @@ def with_ending(text: str, ending: str) -> str:
     return text.rstrip(".!?") + ending
 
 
-def plan_corpus(n_speakers: int = 4, n_sentences: int = 150, seed: int = 0) -> list[Utterance]:
+def plan_corpus(
+    n_speakers: int = 4,
+    n_sentences: int = 150,
+    seed: int = 0,
+    speakers: list[tuple[str, str]] | None = None,
+) -> list[Utterance]:
     """Every (speaker, emotion, sentence) with jitter seeded per utterance, so a file's audio
-    does not depend on which other files are rendered, or in which order."""
-    if not 1 <= n_speakers <= len(SPEAKERS):
-        raise EmomixError(f"n_speakers must be 1..{len(SPEAKERS)}, got {n_speakers}")
+    does not depend on which other files are rendered, or in which order.
+
+    ``speakers``: (speaker id, espeak voice) pairs, default :data:`SPEAKERS` (the corpus); a
+    speaker's jitter is seeded by its position in the list, so another list (candidate voices,
+    ``benchmarks/voice_survival.py``) plans the corpus's own utterances for a voice only at the
+    position it holds in ``SPEAKERS``.
+    """
+    speakers = SPEAKERS if speakers is None else speakers
+    if not 1 <= n_speakers <= len(speakers):
+        raise EmomixError(f"n_speakers must be 1..{len(speakers)}, got {n_speakers}")
     if not 1 <= n_sentences <= len(SENTENCES):
         raise EmomixError(f"n_sentences must be 1..{len(SENTENCES)}, got {n_sentences}")
     plan = []
-    for s, (speaker, voice) in enumerate(SPEAKERS[:n_speakers]):
+    for s, (speaker, voice) in enumerate(speakers[:n_speakers]):
         for e, emotion in enumerate(EMOTIONS):
             style = STYLES[emotion]
             for i, text in enumerate(SENTENCES[:n_sentences]):
@@ -508,6 +553,17 @@ def _set_progress_queue(queue) -> None:
     _PROGRESS_QUEUE = queue
 
 
+def _unit_audio(utterances: list[Utterance], wanted) -> Iterator[tuple[Utterance, np.ndarray]]:
+    """Synthesise one (speaker, emotion) unit in sentence order (the espeak history every
+    corpus file sees) and yield (utterance, styled audio) for those ``wanted(utterance)``
+    accepts; the others are synthesised only, to keep that history."""
+    for utterance in utterances:
+        samples = _synthesize(utterance)
+        if wanted(utterance):
+            style = STYLES[utterance.emotion]
+            yield utterance, style_audio(samples, style, _engine().sample_rate)
+
+
 def _render_unit(job: tuple[list[Utterance], str]) -> int:
     """Worker entry point (top level, spawn-safe). Renders one (speaker, emotion) unit in
     sentence order in a fresh process, so every file sees the same espeak history whatever
@@ -515,17 +571,31 @@ def _render_unit(job: tuple[list[Utterance], str]) -> int:
     but not styled or written again. Returns the number of files written."""
     utterances, wav_dir = job
     written = 0
-    for utterance in utterances:
-        samples = _synthesize(utterance)
-        path = Path(wav_dir) / f"{utterance.id}.wav"
-        if path.exists():
-            continue
-        style = STYLES[utterance.emotion]
-        save_wav(path, style_audio(samples, style, _engine().sample_rate), SAMPLE_RATE)
+
+    def missing(utterance: Utterance) -> bool:
+        return not (Path(wav_dir) / f"{utterance.id}.wav").exists()
+
+    for utterance, audio in _unit_audio(utterances, missing):
+        save_wav(Path(wav_dir) / f"{utterance.id}.wav", audio, SAMPLE_RATE)
         written += 1
         if _PROGRESS_QUEUE is not None:
             _PROGRESS_QUEUE.put(1)
     return written
+
+
+def _as_stored(audio: np.ndarray) -> np.ndarray:
+    """``audio`` as its corpus wav holds it and :func:`~.audio.load_wav` reads it back
+    (16-bit PCM, through :func:`~.audio.wav_bytes`, the one writer of :func:`save_wav`)."""
+    import soundfile as sf
+
+    stored, _ = sf.read(io.BytesIO(wav_bytes(audio, SAMPLE_RATE)), dtype="float32")
+    return stored
+
+
+def _unit_stored_audio(job: tuple[list[Utterance], frozenset[str]]) -> list[tuple[str, np.ndarray]]:
+    """Worker entry point: the stored audio of the ``keep`` ids of one unit (fresh process)."""
+    utterances, keep = job
+    return [(u.id, _as_stored(audio)) for u, audio in _unit_audio(utterances, lambda u: u.id in keep)]
 
 
 def _units(plan: list[Utterance]) -> list[list[Utterance]]:
@@ -543,6 +613,30 @@ def _process_context():
     if "fork" in methods and _ENGINE is None:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
+
+
+def render_audio(
+    plan: list[Utterance], keep: set[str] | None = None, workers: int = 1
+) -> dict[str, np.ndarray]:
+    """id -> float32 audio at SAMPLE_RATE of the planned utterances in ``keep`` (default all),
+    rendered as :func:`render_demo_corpus` renders them (each (speaker, emotion) unit in
+    sentence order in a fresh process) and returned as the corpus wav holds them, without
+    writing files: for a plan of the corpus, equal to ``load_wav`` of its file. Only the units
+    that hold a kept id are synthesised, each up to its last kept sentence.
+    """
+    if workers < 1:
+        raise EmomixError(f"workers must be at least 1, got {workers}")
+    keep = frozenset(u.id for u in plan) if keep is None else frozenset(keep)
+    jobs = []
+    for unit in _units(plan):
+        last = max((i for i, u in enumerate(unit) if u.id in keep), default=None)
+        if last is not None:
+            jobs.append((unit[: last + 1], keep))
+    if not jobs:
+        return {}
+    with _process_context().Pool(min(workers, len(jobs)), maxtasksperchild=1) as pool:
+        parts = pool.map(_unit_stored_audio, jobs, chunksize=1)
+    return {key: audio for part in parts for key, audio in part}
 
 
 def _manifest_row(utterance: Utterance) -> dict:

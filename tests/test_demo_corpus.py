@@ -14,7 +14,9 @@ from emomix_cli.demo_corpus import (
     EMOTIONS,
     SENTENCES,
     apply_tilt,
+    check_voice,
     plan_corpus,
+    render_audio,
     render_demo_corpus,
     split_sizes,
 )
@@ -96,6 +98,37 @@ def test_same_seed_gives_byte_identical_wavs_with_any_worker_count(corpus, tmp_p
     )
     assert wav_bytes_by_name(again) == wav_bytes_by_name(corpus)
     assert (again / "manifest.jsonl").read_bytes() == (corpus / "manifest.jsonl").read_bytes()
+
+
+def test_render_audio_returns_what_the_corpus_files_hold_without_writing(corpus):
+    plan = plan_corpus(n_speakers=1, n_sentences=N_SENTENCES)
+    keep = {"demo_spk1_sad_0001", "demo_spk1_neutral_0000"}
+    audio = render_audio(plan, keep, workers=2)
+    assert set(audio) == keep
+    for key, samples in audio.items():
+        stored, _ = sf.read(corpus / "wavs" / f"{key}.wav", dtype="float32")
+        assert samples.dtype == np.float32 and np.array_equal(samples, stored)
+    assert render_audio(plan, set()) == {}
+
+
+def test_a_speaker_list_plans_other_voices_with_the_corpus_jitter_for_their_position():
+    mine = plan_corpus(1, 10, speakers=[("cand", "en-us+f5")])
+    assert {u.voice for u in mine} == {"en-us+f5"} and mine[0].id == "cand_neutral_0000"
+    corpus = plan_corpus(1, 10)
+    assert [(u.pitch, u.rate, u.noise_seed) for u in mine] == [
+        (u.pitch, u.rate, u.noise_seed) for u in corpus
+    ]
+    with pytest.raises(EmomixError, match="n_speakers"):
+        plan_corpus(2, 10, speakers=[("cand", "en-us+f5")])
+
+
+def test_an_unknown_voice_variant_is_an_error_not_the_base_voice():
+    check_voice("en-us+f2")
+    check_voice("en-gb-x-rp")
+    with pytest.raises(EmomixError, match="no voice variant 'nope'"):
+        check_voice("en-us+nope")
+    with pytest.raises(EmomixError, match="base voice"):
+        check_voice("+f2")
 
 
 def test_another_seed_changes_the_jitter():
