@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from emomix_cli.assets import DEMO_MODEL
+
 HERE = Path(__file__).resolve().parent
-DEMO_MODEL = HERE.parent / "emomix_cli" / "assets" / "demo_model.pt"
 
 
 def jobs(device: str, quick: bool) -> list[tuple[str, list[str]]]:

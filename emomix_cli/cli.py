@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from .assets import DEMO_MODEL
 from .errors import EmomixError
 
 console = Console(stderr=True)
@@ -28,7 +29,6 @@ app = typer.Typer(
 train_app = typer.Typer(help="Train the speech emotion recognizer (ser) or the acoustic model (tts).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
-DEMO_MODEL = Path(__file__).parent / "assets" / "demo_model.pt"
 
 
 VERBOSE = {"on": False}  # set by the --verbose global option
@@ -284,7 +284,7 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.json + PNGs).")],
     model: Annotated[Path | None, typer.Option(help="TTS checkpoint (default: the demo model).")] = None,
     ser: Annotated[Path | None, typer.Option(help="Conditioning SER (default: the one inside the model; not independent).")] = None,
-    judge_ser: Annotated[Path | None, typer.Option(help="Independent SER judge (default for the demo corpus: recipes/demo/judge_ser.pt).")] = None,
+    judge_ser: Annotated[Path | None, typer.Option(help="Independent SER judge (default for the demo corpus: the shipped judge SER).")] = None,
     features: Annotated[Path | None, typer.Option(help="Feature store: the split's sentences + the ground-truth row.")] = None,
     split: Annotated[str, typer.Option(help="val (tune) | test (report)")] = EVAL_DEFAULT_SPLIT,
     steps: Annotated[int | None, typer.Option(min=1, help="Reverse-diffusion steps N.")] = None,

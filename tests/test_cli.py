@@ -10,7 +10,8 @@ import soundfile as sf
 import yaml
 from typer.testing import CliRunner
 
-from emomix_cli.cli import DEMO_MODEL, app, parse_emotion_flags
+from emomix_cli.assets import DEMO_MODEL
+from emomix_cli.cli import app, parse_emotion_flags
 from emomix_cli.errors import EmomixError
 
 runner = CliRunner()

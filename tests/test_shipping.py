@@ -2,7 +2,7 @@
 
 import torch
 
-from emomix_cli.cli import DEMO_MODEL
+from emomix_cli.assets import DEMO_MODEL
 from emomix_cli.ser import load_ser
 from emomix_cli.ser.prototypes import load_prototypes
 from emomix_cli.tts import load_tts, unpack_conditioning

@@ -8,7 +8,6 @@ import json
 import math
 import socket
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -389,10 +388,8 @@ def test_generator_cache_reloads_a_rewritten_checkpoint(tmp_path):
 
 
 def test_benchmark_baseline_is_the_official_generator():
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_vocoder.py"
-    spec = importlib.util.spec_from_file_location("bench_vocoder", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from benchmarks import bench_vocoder as bench
+
     h = _config("1")
     state = _official_state(h)
     official = bench.OfficialGenerator(h)
