@@ -32,7 +32,7 @@ def test_straightforward_unet_equals_the_estimator_padded_or_not():
 def test_run_all_lists_every_benchmark_and_rejects_unknown_names():
     listed = subprocess.run([sys.executable, BENCHMARKS / "run.py", "--list", "--device", "cuda"],
                             capture_output=True, text=True, check=True).stdout
-    for name in ("decoder", "synthesis", "vocoder", "train", "prep", "train-gpu-bf16"):
+    for name in ("decoder", "synthesis", "vocoder", "train", "prep", "cold-start", "train-gpu-bf16"):
         assert f"## {name}:" in listed
     bad = subprocess.run([sys.executable, BENCHMARKS / "run.py", "--only", "nope"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown benchmark" in bad.stderr
