@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from emomix_cli.cli import DEMO_MODEL  # noqa: E402
+from emomix_cli.assets import DEMO_MODEL  # noqa: E402
 from emomix_cli.synthesis import SynthesisOptions, synthesize_mels  # noqa: E402
 from emomix_cli.tts import load_tts  # noqa: E402
 

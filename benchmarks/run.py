@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from emomix_cli.assets import DEMO_MODEL
+
 HERE = Path(__file__).resolve().parent
-DEMO_MODEL = HERE.parent / "emomix_cli" / "assets" / "demo_model.pt"
 
 
 def jobs(device: str, quick: bool) -> list[tuple[str, list[str]]]:
@@ -34,6 +35,7 @@ def jobs(device: str, quick: bool) -> list[tuple[str, list[str]]]:
         ("train", ["bench_train.py", "--steps", "2" if quick else "3",
                    *(["--presets", "small"] if quick else [])]),
         ("prep", ["bench_prep.py", *(["--n", "20"] if quick else [])]),
+        ("cold-start", ["bench_cold_start.py", "--repeats", "3" if quick else "5", "--imports", "10"]),
     ]
     if device != "cpu":
         gpu = ["--device", device]

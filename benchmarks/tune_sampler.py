@@ -2,7 +2,7 @@
 
 Two grids, one summary row per setting:
   --what solver : (solver, steps, τ) on single emotions only: accuracy of the independent judge
-                  SER (recipes/demo/judge_ser.pt, else the model's own, said in the header); fast
+                  SER (emomix_cli/assets/judge_ser.pt, else the model's own, said in the header); fast
   --what defaults : (steps, τ, guidance, encoder condition) with the full eval on val and ALL the
                   independent judges but DNSMOS: Whisper WER, pYIN voiced fraction, second-SER UA,
                   intensity ρ, blends; objective = UA + voiced − WER (higher is better)
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from emomix_cli.cli import DEMO_MODEL
+from emomix_cli.assets import DEMO_MODEL
 from emomix_cli.datasets import FeatureStore
 from emomix_cli.evaluate import run_eval
 from emomix_cli.evaluate.bar import headline
@@ -110,7 +110,7 @@ def main() -> None:
                         help="steps,tau,guidance,encoder_condition (--what defaults)")
     parser.add_argument("--model", default=str(DEMO_MODEL))
     parser.add_argument("--features", required=True)
-    parser.add_argument("--judge-ser", default=None, help="independent SER (default: recipes/demo/judge_ser.pt)")
+    parser.add_argument("--judge-ser", default=None, help="independent SER (default: the shipped judge SER for the demo corpus)")
     parser.add_argument("--sentences", type=int, default=3)
     parser.add_argument("--solvers", nargs="+", default=["euler", "dpm2m", "euler-sde"])
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 25])

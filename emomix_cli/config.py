@@ -15,8 +15,6 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from .errors import EmomixError
 
 T = TypeVar("T")
@@ -126,11 +124,15 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise EmomixError(f"override '{item}': '{part}' is not a section")
+        import yaml
+
         node[parts[-1]] = yaml.safe_load(raw)
     return data
 
 
 def read_yaml(path: str | Path) -> dict:
+    import yaml  # here, not at the top: loading a model needs this module but no YAML
+
     path = Path(path)
     if not path.is_file():
         raise EmomixError(f"config file not found: {path} (pass an existing YAML file)")
@@ -181,6 +183,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def save_yaml(path: str | Path, data: Any) -> None:
+    import yaml
+
     if dataclasses.is_dataclass(data):
         data = to_dict(data)
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +14,9 @@ import soundfile as sf
 import yaml
 from typer.testing import CliRunner
 
-from emomix_cli.cli import DEMO_MODEL, app, parse_emotion_flags
+import emomix_cli
+from emomix_cli.assets import DEMO_MODEL
+from emomix_cli.cli import app, parse_emotion_flags
 from emomix_cli.errors import EmomixError
 
 runner = CliRunner()
@@ -62,6 +68,28 @@ def test_mix_with_the_shipped_model_writes_a_wav_and_a_mel_png(tmp_path):
     assert rate == 22050 and len(audio) > 2000 and np.abs(audio).max() > 0.01
     assert png.stat().st_size > 1000
     assert "0.60 angry + 0.40 happy" in said(result) and "RTF" in said(result)
+
+
+# what text -> wav does not use: training, plotting, evaluation, alignment, pretrained encoders
+NOT_FOR_MIX = ("numba", "matplotlib", "librosa", "scipy", "transformers", "tensorboard", "sympy",
+               "torch._dynamo", "yaml", "emomix_cli.datasets", "emomix_cli.train_loop")
+
+
+def test_mix_in_a_fresh_process_imports_only_what_it_uses(tmp_path):
+    """`emomix mix` as a new process: it writes the wav, and none of NOT_FOR_MIX was imported."""
+    script = (
+        "import sys\nfrom emomix_cli.cli import main\n"
+        "sys.argv = ['emomix', 'mix', 'Hi.', '--happy', '1', '--steps', '2', '-o', sys.argv[1]]\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
+        f"print(' '.join(name for name in {NOT_FOR_MIX!r} if name in sys.modules))"
+    )
+    package_root = str(Path(emomix_cli.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "hi.wav"
+    result = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size > 1000
+    assert result.stdout.split() == []
 
 
 def test_same_seed_same_audio_and_batch_file(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emomix_cli.assets import DEMO_MODEL, JUDGE_SER
 from emomix_cli.evaluate import judges
 from emomix_cli.evaluate.judges import Cost, missing_extras, missing_note, transcribe, wer_cer
 from emomix_cli.evaluate.metrics import (
@@ -128,29 +129,24 @@ def test_load_judges_without_extras_loads_no_whisper(monkeypatch):
 def test_demo_judge_ser_is_the_default_for_the_demo_corpus_only(tmp_path, tiny_store, monkeypatch):
     shipped = tmp_path / "judge.pt"
     shipped.write_bytes(b"x")
-    monkeypatch.setattr(judges, "DEMO_JUDGE_SER", shipped)
+    monkeypatch.setattr(judges, "JUDGE_SER", shipped)
     assert judges.default_judge_ser(tiny_store, None) is None  # dataset "tiny": not the demo corpus
     (tiny_store / "config.yaml").write_text((tiny_store / "config.yaml").read_text().replace("dataset: tiny", "dataset: demo"))
     assert judges.default_judge_ser(tiny_store, None) == shipped
-    demo_model = Path(judges.__file__).resolve().parents[1] / "assets" / "demo_model.pt"
-    assert judges.default_judge_ser(None, demo_model) == shipped
+    assert judges.default_judge_ser(None, DEMO_MODEL) == shipped
     assert judges.default_judge_ser(None, tmp_path / "other.pt") is None
 
 
 def test_shipped_judge_ser_is_small_and_independent():
-    path = judges.DEMO_JUDGE_SER
-    if not path.is_file():
-        pytest.skip(f"{path} not trained yet")
-    assert path.stat().st_size < 2_000_000
+    assert JUDGE_SER.stat().st_size < 2_000_000
     from emomix_cli.checkpoint import load_checkpoint
     from emomix_cli.config import to_dict
     from emomix_cli.ser import load_ser
 
-    judge = load_ser(path)
+    judge = load_ser(JUDGE_SER)
     assert judge.emotions == ["angry", "happy", "neutral", "sad", "surprise"]
     assert judge.metrics["test"]["ua"] >= 0.9  # measured on the test split it never trained on
-    demo_model = Path(judges.__file__).resolve().parents[1] / "assets" / "demo_model.pt"
-    conditioning = load_checkpoint(demo_model, "tts")["ser"]
+    conditioning = load_checkpoint(DEMO_MODEL, "tts")["ser"]
     assert conditioning["config"] != to_dict(judge.cfg)  # another network than the one inside the TTS
 
 

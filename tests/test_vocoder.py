@@ -8,7 +8,6 @@ import json
 import math
 import socket
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -363,6 +362,27 @@ def test_fast_path_computes_the_plain_generator(resblock):
     assert _snr_db(plain, bf16) > 30  # ... and stayed close
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_loading_builds_the_same_generator_as_copying_the_weights_in(tmp_path, precision):
+    """load_hifigan puts the checkpoint's tensors in place (no random init, no copy) and fuses
+    them into the fast path: bit for bit what building the module, copying the weights in and
+    fusing gives."""
+    if precision == "bf16" and not fast_path_available("cpu"):
+        pytest.skip("bf16 runs on the CPU fast path only")
+    h = _config("1")
+    torch.save({"generator": _official_state(h)}, tmp_path / "g")
+    (tmp_path / "config.json").write_text(json.dumps(h))
+    loaded = load_vocoder("hifigan", tmp_path / "g", precision=precision).generator
+    usual = _generator("1").requires_grad_(False)
+    if fast_path_available("cpu"):
+        usual = FastHiFiGAN(usual, stage_dtypes(3, precision))
+    else:
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), usual.state_dict().values(), strict=True))
+    mel = torch.randn(1, 80, 12, generator=torch.Generator().manual_seed(3)) - 5
+    with torch.inference_mode():
+        assert torch.equal(loaded(mel), usual(mel))
+
+
 def test_stage_dtypes_and_precision_choice():
     assert stage_dtypes(4, "fp32") == [torch.float32] * 4
     assert stage_dtypes(4, "bf16") == [torch.bfloat16] * 3 + [torch.float32]
@@ -389,10 +409,8 @@ def test_generator_cache_reloads_a_rewritten_checkpoint(tmp_path):
 
 
 def test_benchmark_baseline_is_the_official_generator():
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_vocoder.py"
-    spec = importlib.util.spec_from_file_location("bench_vocoder", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from benchmarks import bench_vocoder as bench
+
     h = _config("1")
     state = _official_state(h)
     official = bench.OfficialGenerator(h)

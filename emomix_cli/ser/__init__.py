@@ -12,7 +12,18 @@ from ..config import from_dict
 from ..errors import EmomixError
 from .model import SER, SERConfig, compute_norm_stats, mel_deltas
 from .prototypes import Prototypes, compute_prototypes, load_prototypes
-from .train import SERTrainConfig, evaluate_ser, train_ser
+
+_TRAINING = ("SERTrainConfig", "evaluate_ser", "train_ser")
+
+
+def __getattr__(name: str):
+    """The training names, imported on first use: training pulls in the data pipeline and the
+    training loop, which loading a model (``emomix mix``) never needs."""
+    if name in _TRAINING:
+        from . import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def ser_from_payload(payload: dict, device: str | torch.device = "cpu") -> SER:

@@ -17,7 +17,6 @@ import torch
 from ..audio import load_wav, mel_spectrogram
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import atomic_write_bytes, to_dict
-from ..datasets import pad_mels
 from ..errors import EmomixError
 from ..progress import progress_bar
 
@@ -42,6 +41,8 @@ class Prototypes:
 @torch.no_grad()
 def embed_store(ser, store, items: list[dict], batch_size: int = 16) -> torch.Tensor:
     """SER embeddings [N, D] of store items (full utterances, batched by length)."""
+    from ..datasets import pad_mels  # here: loading prototypes (every TTS model) needs no dataset
+
     device = next(ser.parameters()).device
     order = sorted(range(len(items)), key=lambda i: items[i]["n_frames"])
     out = torch.zeros(len(items), ser.embed_dim)

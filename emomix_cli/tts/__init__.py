@@ -70,7 +70,7 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu") -> TTSBundle:
         config = from_dict(TTSConfig, blob["config"])
         model = EmoMixTTS(config)
         state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=True)  # the fp32 tensors themselves: no second copy
         if torch.device(device).type == "cpu" and model.family == "score2d":
             # oneDNN's 3x3 convs are faster in channels-last (docs/performance.md)
             model.decoder.estimator.use_channels_last(True)

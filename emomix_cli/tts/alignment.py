@@ -1,44 +1,19 @@
-"""Monotonic alignment search (Glow-TTS / Grad-TTS) in numba, and duration → path helpers.
+"""Monotonic alignment search (Glow-TTS / Grad-TTS) and duration → path helpers.
 
 ``maximum_path(value, mask)`` finds, for every batch item, the monotonic alignment between
 ``Tx`` text tokens and ``Ty`` mel frames that maximises the summed log-likelihood ``value``:
 each frame belongs to exactly one token, the token index never decreases and rises by at most
 one per frame, the path starts at (0, 0) and ends at (Tx − 1, Ty − 1) of the item's own
 lengths (read from ``mask``). It needs ``Tx ≤ Ty`` per item (every token gets ≥ 1 frame).
+Its loops are compiled with numba (:mod:`.alignment_kernels`), imported on the first call: only
+training aligns, so synthesis never pays for importing numba.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from torch import Tensor
-
-_NEG = -1e9
-
-
-@numba.njit(cache=True)
-def _maximum_path_each(path, value, t_x, t_y):  # pragma: no cover - compiled
-    """Fill ``path[:t_x, :t_y]`` for one item; ``value`` (float64) is overwritten by the DP."""
-    for y in range(t_y):
-        for x in range(max(0, t_x + y - t_y), min(t_x, y + 1)):
-            stay = _NEG if x == y else value[x, y - 1]
-            if x == 0:
-                move = 0.0 if y == 0 else _NEG
-            else:
-                move = value[x - 1, y - 1]
-            value[x, y] += max(stay, move)
-    index = t_x - 1
-    for y in range(t_y - 1, -1, -1):
-        path[index, y] = 1.0
-        if index != 0 and (index == y or value[index, y - 1] < value[index - 1, y - 1]):
-            index -= 1
-
-
-@numba.njit(cache=True)
-def _maximum_path_batch(path, value, t_xs, t_ys):  # pragma: no cover - compiled
-    for b in range(value.shape[0]):
-        _maximum_path_each(path[b], value[b], t_xs[b], t_ys[b])
 
 
 def maximum_path(value: Tensor, mask: Tensor) -> Tensor:
@@ -62,8 +37,10 @@ def maximum_path(value: Tensor, mask: Tensor) -> Tensor:
             f"batch item {bad} has more tokens ({t_xs[bad]}) than frames ({t_ys[bad]});"
             " a monotonic alignment needs at least one frame per token"
         )
+    from .alignment_kernels import maximum_path_batch
+
     path = np.zeros(value_np.shape, dtype=np.float64)
-    _maximum_path_batch(path, value_np, t_xs, t_ys)
+    maximum_path_batch(path, value_np, t_xs, t_ys)
     return torch.from_numpy(path).to(device=value.device, dtype=value.dtype)
 
 

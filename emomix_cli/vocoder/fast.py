@@ -41,9 +41,10 @@ class _Conv:
         cls, conv: nn.Conv1d | nn.ConvTranspose1d, dtype: torch.dtype, scale: float = 1.0
     ) -> _Conv:
         """``conv``'s weight (times ``scale``) and bias in ``dtype``, laid out for oneDNN."""
-        weight = (conv.weight.detach() * scale).unsqueeze(2).to(dtype)
+        weight = conv.weight.detach().unsqueeze(2)
+        weight = weight if scale == 1.0 else weight * scale
         return cls(
-            weight.contiguous(memory_format=torch.channels_last),
+            weight.to(dtype=dtype, memory_format=torch.channels_last),  # one copy: cast + layout
             conv.bias.detach().to(dtype),
             [1, conv.stride[0]],
             [0, conv.padding[0]],

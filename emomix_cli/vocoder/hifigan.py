@@ -191,9 +191,12 @@ def _cached_generator(
     (checkpoint file version, config, device, precision); ``mtime_ns`` only keys the cache.
     """
     h = json.loads(config_json)
-    generator = HiFiGANGenerator(h)
+    state = fold_weight_norm(_load_generator_state(checkpoint))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    with torch.device("meta"):  # no random init of the weights the checkpoint replaces
+        generator = HiFiGANGenerator(h)
     try:
-        generator.load_state_dict(fold_weight_norm(_load_generator_state(checkpoint)), strict=True)
+        generator.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[1:2] or [str(error)]
         raise EmomixError(
