@@ -5,10 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from benchmarks import bench_decoder, bench_mish, learning_curve, profile_train_step
-from emomix_cli.tts.unet import GradLogPEstimator2d
 
 BENCHMARKS = Path(bench_decoder.__file__).resolve().parent
 
