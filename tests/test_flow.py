@@ -318,7 +318,7 @@ def flow_checkpoint(tmp_path, tiny_store):
 
     ser = save_checkpoint(tmp_path / "ser.pt", "ser", ser_payload(tiny_ser(), AudioConfig()))
     return train_tts(write_config(tmp_path, tiny_store, ser, name="flow", steps=3,
-                                  model=FLOW_TRAIN_MODEL))
+                                  model=FLOW_TRAIN_MODEL, normalise_mels=True))
 
 
 def test_a_flow_model_trains_records_its_family_and_speaks_from_the_cli(tmp_path, flow_checkpoint):
@@ -331,6 +331,7 @@ def test_a_flow_model_trains_records_its_family_and_speaks_from_the_cli(tmp_path
     assert load_checkpoint(flow_checkpoint, "tts")["config"]["decoder"] == "flow1d"
     bundle = load_tts(flow_checkpoint)
     assert bundle.model.family == "flow1d" and bundle.model.cfg.enc_cond_dropout == 0.3
+    assert -9 < bundle.model.cfg.mel_mean < -5 and bundle.model.cfg.mel_std > 0.5  # the store's
     runner = CliRunner()
     out = tmp_path / "blend.wav"
     base = ["mix", "Hello there.", "--model", str(flow_checkpoint), "--angry", "0.6", "--sad",
@@ -371,3 +372,16 @@ def test_the_cpu_dropout_keeps_each_value_with_probability_1_minus_p_scaled():
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())  # the gradient is the same mask and scale
     assert torch.equal(layer.eval()(x), x)
+
+
+def test_normalise_mels_stores_the_train_splits_statistics(tmp_path, tiny_store):
+    import numpy as np
+
+    from emomix_cli.datasets import FeatureStore
+    from emomix_cli.tts.train import mel_statistics
+
+    store = FeatureStore(tiny_store)
+    items = store.items("train")
+    values = np.concatenate([store.mel(i["id"]).ravel() for i in items]).astype(np.float64)
+    mean, std = mel_statistics(store, items)
+    assert mean == pytest.approx(values.mean(), abs=1e-5) and std == pytest.approx(values.std(), abs=1e-5)

@@ -22,6 +22,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,9 @@ class TTSTrainConfig:
     # flow1d: t², the share of x_t that is data), so near-noise items do not dominate
     style_snr_weighting: bool = True
     out_size: int = 172  # decoder segment in frames (Grad-TTS: 2 s); 0 = whole utterances
+    # the decoder works on (mel − mean) / std of the store's train split, computed here and
+    # stored in the model (Matcha-TTS's data statistics); false: model.mel_mean/mel_std as given
+    normalise_mels: bool = False
     n_val_steps: int = 25  # reverse-diffusion steps of the validation samples
     val_temperature: float = 1.5
     run_dir: str = "runs/tts"
@@ -263,14 +267,27 @@ def write_samples(out_dir: Path, mels: dict[str, torch.Tensor], audio, vocoder=N
 
 
 # ---------------------------------------------------------------- the run
+def mel_statistics(store, items: list[dict]) -> tuple[float, float]:
+    """Mean and standard deviation of every log-mel value of ``items`` (float64 sums)."""
+    total = squares = count = 0.0
+    for item in items:
+        mel = store.mel(item["id"]).astype(np.float64)
+        total, squares, count = total + mel.sum(), squares + (mel * mel).sum(), count + mel.size
+    mean = total / count
+    return round(mean, 6), round(math.sqrt(max(squares / count - mean * mean, 1e-12)), 6)
+
+
 def build_model_config(cfg: TTSTrainConfig, n_vocab: int, n_speakers: int, emotion_dim: int,
-                       speaker_in_dim: int):
+                       speaker_in_dim: int, mel_stats: tuple[float, float] | None = None):
     """The preset's TTSConfig + ``cfg.model`` overrides + what the data decides (vocabulary,
-    speakers, emotion size, speaker encoder); a data-decided key in ``model`` is an error."""
+    speakers, emotion size, speaker encoder, and with ``normalise_mels`` the mel statistics
+    ``mel_stats``); a data-decided key in ``model`` is an error."""
     decided = {"n_vocab": n_vocab, "n_speakers": max(n_speakers, 1), "emotion_dim": emotion_dim,
                "speaker_encoder": cfg.speaker_encoder, "out_size": cfg.out_size}
     if speaker_in_dim:
         decided["speaker_in_dim"] = speaker_in_dim
+    if mel_stats is not None:
+        decided["mel_mean"], decided["mel_std"] = mel_stats
     clash = sorted(set(cfg.model) & set(decided))
     if clash:
         raise EmomixError(f"config key 'model.{clash[0]}' is set from the data/top-level config; "
@@ -361,8 +378,10 @@ class TTSTraining:
     def build_model(self) -> None:
         """The model, seeded; warm-started from ``init_from`` (checked, nothing written yet)."""
         store = self.store
+        stats = mel_statistics(store, store.items("train")) if self.cfg.normalise_mels else None
         self.model_cfg = build_model_config(self.cfg, len(store.symbols), len(store.speakers), self.ser.embed_dim,
-                                            self.speaker_encoder.dim if self.speaker_encoder else 0)  # fmt: skip
+                                            self.speaker_encoder.dim if self.speaker_encoder else 0,  # fmt: skip
+                                            stats)
         seed_everything(self.cfg.train.seed)  # the same initial weights on every run and rank
         self.model = EmoMixTTS(self.model_cfg)
         self.init_report = None
