@@ -385,3 +385,27 @@ def test_normalise_mels_stores_the_train_splits_statistics(tmp_path, tiny_store)
     values = np.concatenate([store.mel(i["id"]).ravel() for i in items]).astype(np.float64)
     mean, std = mel_statistics(store, items)
     assert mean == pytest.approx(values.mean(), abs=1e-5) and std == pytest.approx(values.std(), abs=1e-5)
+
+
+@pytest.mark.parametrize("model,message", [
+    ({"flow": {"channels": [64, 64]}}, "model.flow is an option of the flow1d decoder"),
+    ({"decoder": "flow1d", "dec_dim": 16}, "model.dec_dim is an option of the score2d decoder"),
+])
+def test_an_option_of_the_other_family_is_refused_at_training(model, message):
+    from emomix_cli.tts.train import TTSTrainConfig, build_model_config
+
+    with pytest.raises(EmomixError, match=message):
+        build_model_config(TTSTrainConfig(model=model), 40, 2, 8, 0)
+
+
+def test_eval_refuses_a_solver_of_the_other_family_before_writing(tmp_path, flow_checkpoint):
+    from typer.testing import CliRunner
+
+    from emomix_cli.cli import app
+
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, ["eval", "--model", str(flow_checkpoint), "--solver", "dpm2m",
+                                      "--out", str(out), "--no-whisper", "--no-dnsmos"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "for score2d models" in " ".join(result.output.split())
+    assert not out.exists()

@@ -293,7 +293,22 @@ def build_model_config(cfg: TTSTrainConfig, n_vocab: int, n_speakers: int, emoti
         raise EmomixError(f"config key 'model.{clash[0]}' is set from the data/top-level config; "
                           "remove it from 'model'")
     values = merge_nested(merge_nested(preset(cfg.preset), cfg.model), decided)
+    check_family_keys(cfg.model, values.get("decoder", "score2d"))
     return from_dict(TTSConfig, values, prefix="model.")
+
+
+# the model keys that only one decoder family reads (an option the other family would drop)
+FAMILY_KEYS = {"score2d": ("dec_dim", "dim_mults", "beta_min", "beta_max", "pe_scale"),
+               "flow1d": ("flow",)}
+
+
+def check_family_keys(model: dict, family: str) -> None:
+    """EmomixError when ``model`` (the user's overrides) sets a key of the other family."""
+    for other, keys in FAMILY_KEYS.items():
+        given = [key for key in keys if key in model]
+        if other != family and given:
+            raise EmomixError(f"model.{given[0]} is an option of the {other} decoder, and this "
+                              f"model's decoder is {family}: drop it or set model.decoder={other}")
 
 
 def _prototypes(cfg: TTSTrainConfig, run_dir: Path, ser_path: Path):
