@@ -17,7 +17,7 @@ import yaml
 from .audio import SILENCE_LOG_MEL, AudioConfig
 from .config import from_dict
 from .errors import EmomixError
-from .prep import mel_path
+from .store_layout import CONFIG, EMOTIONS, MANIFEST, SPEAKERS, mel_path
 from .text import SymbolTable
 
 
@@ -38,23 +38,23 @@ class FeatureStore:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser()
         hint = f"run `emomix prep --dataset ... SRC --out {self.root}` first"
-        for name in ("manifest.jsonl", "config.yaml"):
+        for name in (MANIFEST, CONFIG):
             if not (self.root / name).is_file():
                 raise EmomixError(f"{self.root} is not an emomix feature store (no {name}): {hint}")
         try:
-            config = yaml.safe_load((self.root / "config.yaml").read_text(encoding="utf-8")) or {}
+            config = yaml.safe_load((self.root / CONFIG).read_text(encoding="utf-8")) or {}
             self.audio: AudioConfig = from_dict(AudioConfig, config["audio"])
             self.symbols: SymbolTable = SymbolTable.from_dict(config["symbols"])
         except (yaml.YAMLError, KeyError, TypeError) as error:
-            raise EmomixError(f"{self.root}/config.yaml is broken: {hint} again") from error
+            raise EmomixError(f"{self.root}/{CONFIG} is broken: {hint} again") from error
         self.dataset: str = str(config.get("dataset", ""))
         self._rows = self._read_manifest(hint)
-        self.speakers: list[str] = self._names("speakers.json", "speaker")
-        self.emotions: list[str] = self._names("emotions.json", "emotion")
+        self.speakers: list[str] = self._names(SPEAKERS, "speaker")
+        self.emotions: list[str] = self._names(EMOTIONS, "emotion")
 
     def _read_manifest(self, hint: str) -> list[dict]:
         rows = []
-        path = self.root / "manifest.jsonl"
+        path = self.root / MANIFEST
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue

@@ -1,8 +1,7 @@
 """Feature preparation (docs/DESIGN.md §3): ``prep`` turns corpus records into mels + phonemes on disk.
 
-Store layout: ``manifest.jsonl``, ``mels/<id>.npy`` (float32 [80, T]), ``config.yaml``
-(dataset, audio config, symbol table), ``speakers.json``, ``emotions.json``. The store is read
-back by :class:`emomix_cli.datasets.FeatureStore`.
+The store's layout is :mod:`emomix_cli.store_layout`; it is read back by
+:class:`emomix_cli.datasets.FeatureStore`.
 
 Resumability: each finished utterance has its mel written atomically and then its manifest row
 appended (flushed, fsynced) to ``.prep/rows.jsonl`` by the main process, so a kill loses only
@@ -31,6 +30,7 @@ from .audio import AudioConfig, load_wav, mel_spectrogram
 from .config import atomic_write_bytes, atomic_write_text, from_dict, to_dict
 from .errors import EmomixError
 from .progress import progress_bar
+from .store_layout import CONFIG, EMOTIONS, MANIFEST, MELS, SPEAKERS, mel_path
 from .text import SYMBOL_TABLES, normalize_text, phonemize
 
 DATASETS = ("esd", "iemocap", "ravdess", "cremad", "manifest", "demo")
@@ -56,11 +56,6 @@ class PrepSummary:
 
 
 # ---------------------------------------------------------------- per-utterance work
-def mel_path(root: Path, item_id: str) -> Path:
-    """Where the store at ``root`` keeps the mel of utterance ``item_id``."""
-    return Path(root) / "mels" / f"{item_id}.npy"
-
-
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
@@ -140,7 +135,7 @@ def _read_records(dataset: str, src: Path, workers: int, progress: bool, languag
 def _journal_rows(out: Path) -> dict[str, dict]:
     """Rows already finished: the final manifest, then the journal (later rows win)."""
     rows: dict[str, dict] = {}
-    for path in (out / "manifest.jsonl", out / ".prep" / "rows.jsonl"):
+    for path in (out / MANIFEST, out / ".prep" / "rows.jsonl"):
         if not path.is_file():
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -153,7 +148,7 @@ def _journal_rows(out: Path) -> dict[str, dict]:
 
 
 def _check_config(out: Path, config: dict) -> None:
-    path = out / "config.yaml"
+    path = out / CONFIG
     if not path.is_file():
         return
     try:
@@ -200,12 +195,12 @@ def prep(
     result = _read_records(dataset, src, workers, progress, language, dict(reader_options))
     records = result.records
     try:
-        (out / "mels").mkdir(parents=True, exist_ok=True)
+        (out / MELS).mkdir(parents=True, exist_ok=True)
         (out / ".prep").mkdir(exist_ok=True)
     except OSError as error:
         raise EmomixError(f"cannot create {out}: {error}; choose a writable --out") from error
-    _write_if_changed(out / "config.yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    for stale in (out / "mels").glob(".*.tmp"):  # temp files of a killed run
+    _write_if_changed(out / CONFIG, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    for stale in (out / MELS).glob(".*.tmp"):  # temp files of a killed run
         stale.unlink(missing_ok=True)
 
     done = _journal_rows(out)
@@ -275,9 +270,9 @@ def _run_chunks(chunks: list[list], out: Path, audio: AudioConfig, workers: int)
 
 def _finish_store(out: Path, rows: list[dict]) -> None:
     manifest = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    _write_if_changed(out / "manifest.jsonl", manifest)
-    _write_if_changed(out / "speakers.json", json.dumps(sorted({r["speaker"] for r in rows})) + "\n")
-    _write_if_changed(out / "emotions.json", json.dumps(sorted({r["emotion"] for r in rows})) + "\n")
+    _write_if_changed(out / MANIFEST, manifest)
+    _write_if_changed(out / SPEAKERS, json.dumps(sorted({r["speaker"] for r in rows})) + "\n")
+    _write_if_changed(out / EMOTIONS, json.dumps(sorted({r["emotion"] for r in rows})) + "\n")
     # The manifest now holds every row; the journal restarts empty (atomically).
     _write_if_changed(out / ".prep" / "rows.jsonl", "")
 
