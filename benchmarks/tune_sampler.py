@@ -73,17 +73,18 @@ def window_grid(args) -> None:
 
 
 def _setting(text: str) -> SynthesisOptions:
-    steps, tau, guidance, condition = text.split(",")
+    """``steps,tau,guidance,encoder_condition[,solver]`` (the solver: the model's by default)."""
+    steps, tau, guidance, condition, *solver = text.split(",")
     return SynthesisOptions(steps=int(steps), temperature=float(tau), guidance=float(guidance),
-                            encoder_condition=condition)
+                            encoder_condition=condition, solver=solver[0] if solver else None)
 
 
 def defaults_grid(args) -> None:
     judges = load_judges(args.judge_ser or default_judge_ser(args.features, args.model), dnsmos=False)
     print(f"val split, {args.sentences} sentences, model {args.model}, judged by Whisper tiny.en, "
           f"pYIN and {judges.ser_name or 'no second SER'}")
-    print("| steps | τ | guidance | encoder | WER | voiced | 2nd-SER UA | ρ SER | ρ prosody | between | bar | objective |")
-    print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| steps | solver | τ | guidance | encoder | WER | voiced | 2nd-SER UA | ρ SER | ρ prosody | between | bar | objective |")
+    print("|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for text in args.settings:
         options = _setting(text)
         out = Path(args.out) / text.replace(",", "_")
@@ -91,11 +92,11 @@ def defaults_grid(args) -> None:
                           max_sentences=args.sentences, judges=judges, progress=False,
                           guidance_levels=args.guidance_sweep)
         h = headline(report)
-        print(f"| {options.steps} | {options.temperature} | {options.guidance:g} | {options.encoder_condition} "
+        print(f"| {options.steps} | {options.solver or 'default'} | {options.temperature} | {options.guidance:g} | {options.encoder_condition} "
               + "".join(f"| {_fmt(h[k])} " for k in ("wer", "voiced", "ua", "rho_ser", "rho_prosody", "between"))
               + f"| {h['passed']}/{h['judged']} | {_fmt(h['objective'])} |", flush=True)  # fmt: skip
         for row in report.guidance.rows if report.guidance else []:
-            print(f"|   guidance sweep w = {row.w:g} (single emotions) | | | | {_fmt(row.wer)} "
+            print(f"|   guidance sweep w = {row.w:g} (single emotions) | | | | | {_fmt(row.wer)} "
                   f"| {_fmt(row.voiced_fraction)} | {_fmt(row.judge_accuracy)} | | | | | |", flush=True)
 
 
@@ -107,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--what", choices=["solver", "window", "defaults"], default="solver")
     parser.add_argument("--settings", nargs="+", default=["10,1.0,1,weighted", "10,1.0,2,weighted"],
-                        help="steps,tau,guidance,encoder_condition (--what defaults)")
+                        help="steps,tau,guidance,encoder_condition[,solver] (--what defaults)")
     parser.add_argument("--model", default=str(DEMO_MODEL))
     parser.add_argument("--features", required=True)
     parser.add_argument("--judge-ser", default=None, help="independent SER (default: the shipped judge SER for the demo corpus)")
