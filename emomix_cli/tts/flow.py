@@ -25,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from .layers import FamilyDecoder
 from .sampling import DEFAULT_TEMPERATURE, check_steps
 from .sde import randn_like
 from .unet1d import FlowEstimator1d
@@ -83,49 +84,47 @@ def _grid(n_steps: int) -> list[float]:
     return [i / n_steps for i in range(n_steps + 1)]
 
 
-def euler(velocity_fn: VelocityFn, mu: Tensor, mask: Tensor, n_steps: int,
-          temperature: float = DEFAULT_TEMPERATURE, generator: torch.Generator | None = None,
-          x_start: Tensor | None = None) -> Tensor:
-    """Euler on the flow ODE, uniform t from 0 to 1 (N velocity calls)."""
-    x = _start(mu, mask, temperature, generator, x_start)
-    times = _grid(n_steps)
-    for t, t_next in zip(times[:-1], times[1:], strict=True):
-        x = (x + (t_next - t) * velocity_fn(x, t)) * mask
-    return x
+def _euler_step(velocity_fn: VelocityFn, x: Tensor, t: float, h: float, mask: Tensor) -> Tensor:
+    return (x + h * velocity_fn(x, t)) * mask
 
 
-def midpoint(velocity_fn: VelocityFn, mu: Tensor, mask: Tensor, n_steps: int,
-             temperature: float = DEFAULT_TEMPERATURE, generator: torch.Generator | None = None,
-             x_start: Tensor | None = None) -> Tensor:
-    """The explicit midpoint method (2N velocity calls)."""
-    x = _start(mu, mask, temperature, generator, x_start)
-    times = _grid(n_steps)
-    for t, t_next in zip(times[:-1], times[1:], strict=True):
-        h = t_next - t
-        half = (x + 0.5 * h * velocity_fn(x, t)) * mask
-        x = (x + h * velocity_fn(half, t + 0.5 * h)) * mask
-    return x
+def _midpoint_step(velocity_fn: VelocityFn, x: Tensor, t: float, h: float, mask: Tensor) -> Tensor:
+    half = (x + 0.5 * h * velocity_fn(x, t)) * mask
+    return (x + h * velocity_fn(half, t + 0.5 * h)) * mask
 
 
-def heun(velocity_fn: VelocityFn, mu: Tensor, mask: Tensor, n_steps: int,
-         temperature: float = DEFAULT_TEMPERATURE, generator: torch.Generator | None = None,
-         x_start: Tensor | None = None) -> Tensor:
-    """Heun's method, trapezoidal predictor-corrector (2N velocity calls)."""
-    x = _start(mu, mask, temperature, generator, x_start)
-    times = _grid(n_steps)
-    for t, t_next in zip(times[:-1], times[1:], strict=True):
-        h = t_next - t
-        d = velocity_fn(x, t)
-        predicted = (x + h * d) * mask
-        x = (x + 0.5 * h * (d + velocity_fn(predicted, t_next))) * mask
-    return x
+def _heun_step(velocity_fn: VelocityFn, x: Tensor, t: float, h: float, mask: Tensor) -> Tensor:
+    d = velocity_fn(x, t)
+    predicted = (x + h * d) * mask
+    return (x + 0.5 * h * (d + velocity_fn(predicted, t + h))) * mask
+
+
+def _solver(step, doc: str):
+    """A solver over ``step`` with the shared signature (see the module doc)."""
+
+    def solve(velocity_fn: VelocityFn, mu: Tensor, mask: Tensor, n_steps: int,
+              temperature: float = DEFAULT_TEMPERATURE, generator: torch.Generator | None = None,
+              x_start: Tensor | None = None) -> Tensor:
+        x = _start(mu, mask, temperature, generator, x_start)
+        times = _grid(n_steps)
+        for t, t_next in zip(times[:-1], times[1:], strict=True):
+            x = step(velocity_fn, x, t, t_next - t, mask)
+        return x
+
+    solve.__doc__ = doc
+    return solve
+
+
+euler = _solver(_euler_step, "Euler on the flow ODE, uniform t from 0 to 1 (N velocity calls).")
+midpoint = _solver(_midpoint_step, "The explicit midpoint method (2N velocity calls).")
+heun = _solver(_heun_step, "Heun's method, trapezoidal predictor-corrector (2N velocity calls).")
 
 
 SOLVERS: dict[str, Callable[..., Tensor]] = {"euler": euler, "midpoint": midpoint, "heun": heun}
 
 
 # ---------------------------------------------------------------- the family's module
-class FlowDecoder(nn.Module):
+class FlowDecoder(FamilyDecoder):
     """The flow1d family: ``estimator`` (:class:`.unet1d.FlowEstimator1d`, the official name
     ``decoder.estimator``) with the family interface the model, mixing and samplers use:
     ``forward`` (the velocity), :meth:`noise_level`, :meth:`loss`, :meth:`solve`."""
@@ -134,17 +133,8 @@ class FlowDecoder(nn.Module):
     solvers = tuple(SOLVERS)
 
     def __init__(self, estimator: FlowEstimator1d, sigma_min: float = SIGMA_MIN):
-        super().__init__()
-        self.estimator = estimator
+        super().__init__(estimator)
         self.sigma_min = sigma_min
-
-    @property
-    def n_downsamplings(self) -> int:
-        return self.estimator.n_downsamplings
-
-    def forward(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spk: Tensor | None,
-                emo: Tensor | None) -> Tensor:
-        return self.estimator(x, mask, mu, t, spk, emo)
 
     @staticmethod
     def noise_level(t: float) -> float:

@@ -22,3 +22,21 @@ class Dropout(nn.Dropout):
         uniform = np.random.Generator(np.random.PCG64(seed)).random(x.numel(), dtype=np.float32)
         keep = torch.from_numpy(uniform).view(x.shape) >= self.p
         return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+
+
+class FamilyDecoder(nn.Module):
+    """What every decoder family shares (docs/DESIGN.md §1.6): its network under the official
+    name ``decoder.estimator``, whose forward is the family's network output. A family adds
+    ``family``, ``solvers``, ``noise_level(t)``, ``loss(...)`` and ``solve(...)``."""
+
+    def __init__(self, estimator: nn.Module):
+        super().__init__()
+        self.estimator = estimator
+
+    @property
+    def n_downsamplings(self) -> int:
+        return self.estimator.n_downsamplings
+
+    def forward(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spk: Tensor | None,
+                emo: Tensor | None) -> Tensor:
+        return self.estimator(x, mask, mu, t, spk, emo)

@@ -9,14 +9,15 @@ weighted by ``a_t²`` in the style loss (``sde.x0_weight``).
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from . import sde
+from .layers import FamilyDecoder
 from .sampling import SOLVERS, ScoreFn
 from .unet import GradLogPEstimator2d
 
 
-class ScoreDecoder(nn.Module):
+class ScoreDecoder(FamilyDecoder):
     """The score2d family: ``estimator`` (:class:`.unet.GradLogPEstimator2d`, the official name
     ``decoder.estimator``) with the family interface the model, mixing and samplers use:
     ``forward`` (the score), :meth:`noise_level`, :meth:`loss`, :meth:`solve`."""
@@ -26,17 +27,8 @@ class ScoreDecoder(nn.Module):
 
     def __init__(self, estimator: GradLogPEstimator2d, beta_min: float = sde.BETA_MIN,
                  beta_max: float = sde.BETA_MAX):
-        super().__init__()
-        self.estimator = estimator
+        super().__init__(estimator)
         self.beta_min, self.beta_max = beta_min, beta_max
-
-    @property
-    def n_downsamplings(self) -> int:
-        return self.estimator.n_downsamplings
-
-    def forward(self, x: Tensor, mask: Tensor, mu: Tensor, t: Tensor, spk: Tensor | None,
-                emo: Tensor | None) -> Tensor:
-        return self.estimator(x, mask, mu, t, spk, emo)
 
     @staticmethod
     def noise_level(t: float) -> float:

@@ -174,12 +174,14 @@ def _masked(x: Tensor, mask: Tensor | None) -> Tensor:
 
 
 class Block(nn.Module):
-    """conv3×3 → masked GroupNorm → Mish, on masked input and output."""
+    """conv3 → masked GroupNorm → Mish, on masked input and output; ``dims`` 2 (the 2-D
+    decoder: 3×3 over [C, F, T]) or 1 (the 1-D decoder: kernel 3 over [C, T])."""
 
-    def __init__(self, dim: int, dim_out: int, groups: int = 8):
+    def __init__(self, dim: int, dim_out: int, groups: int = 8, dims: int = 2):
         super().__init__()
+        conv = nn.Conv2d if dims == 2 else nn.Conv1d
         self.block = nn.Sequential(
-            nn.Conv2d(dim, dim_out, 3, padding=1), MaskedGroupNorm(groups, dim_out), Mish()
+            conv(dim, dim_out, 3, padding=1), MaskedGroupNorm(groups, dim_out), Mish()
         )
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
@@ -188,16 +190,22 @@ class Block(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, dim: int, dim_out: int, time_emb_dim: int, groups: int = 8):
+    """Two :class:`Block` with the time embedding added between them, and a 1×1 residual conv
+    (Grad-TTS: only when the width changes; Matcha-TTS: always, ``res_conv_always``)."""
+
+    def __init__(self, dim: int, dim_out: int, time_emb_dim: int, groups: int = 8,
+                 dims: int = 2, res_conv_always: bool = False):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Mish(), nn.Linear(time_emb_dim, dim_out))
-        self.block1 = Block(dim, dim_out, groups)
-        self.block2 = Block(dim_out, dim_out, groups)
-        self.res_conv = nn.Conv2d(dim, dim_out, 1) if dim != dim_out else nn.Identity()
+        self.dims = dims
+        self.mlp = nn.Sequential(Mish(), nn.Linear(time_emb_dim, dim_out))
+        self.block1 = Block(dim, dim_out, groups, dims)
+        self.block2 = Block(dim_out, dim_out, groups, dims)
+        conv = nn.Conv2d if dims == 2 else nn.Conv1d
+        self.res_conv = conv(dim, dim_out, 1) if dim != dim_out or res_conv_always else nn.Identity()
 
     def forward(self, x: Tensor, mask: Tensor | None, time_emb: Tensor) -> Tensor:
-        h = self.block1(x, mask) + self.mlp(time_emb)[:, :, None, None]
-        h = self.block2(h, mask)
+        bias = self.mlp(time_emb).view(*time_emb.shape[:1], -1, *([1] * self.dims))
+        h = self.block2(self.block1(x, mask) + bias, mask)
         return h + self.res_conv(_masked(x, mask))
 
 

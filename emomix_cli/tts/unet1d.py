@@ -32,34 +32,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .layers import Dropout
-from .unet import MaskedGroupNorm, Mish, SinusoidalPosEmb, _has_padding, _masked
-
-
-class Block1D(nn.Module):
-    """conv3 → masked GroupNorm → Mish, on masked input and output (``block.0/1/2``)."""
-
-    def __init__(self, dim: int, dim_out: int, groups: int = 8):
-        super().__init__()
-        self.block = nn.Sequential(
-            nn.Conv1d(dim, dim_out, 3, padding=1), MaskedGroupNorm(groups, dim_out), Mish()
-        )
-
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        conv, norm, act = self.block
-        return _masked(act(norm(conv(_masked(x, mask)), mask)), mask)
-
-
-class ResnetBlock1D(nn.Module):
-    def __init__(self, dim: int, dim_out: int, time_emb_dim: int, groups: int = 8):
-        super().__init__()
-        self.mlp = nn.Sequential(Mish(), nn.Linear(time_emb_dim, dim_out))
-        self.block1 = Block1D(dim, dim_out, groups)
-        self.block2 = Block1D(dim_out, dim_out, groups)
-        self.res_conv = nn.Conv1d(dim, dim_out, 1)
-
-    def forward(self, x: Tensor, mask: Tensor | None, time_emb: Tensor) -> Tensor:
-        h = self.block1(x, mask) + self.mlp(time_emb).unsqueeze(-1)
-        return self.block2(h, mask) + self.res_conv(_masked(x, mask))
+from .unet import Block, Mish, ResnetBlock, SinusoidalPosEmb, _has_padding, _masked
 
 
 def snake_beta(y: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
@@ -175,19 +148,13 @@ class TimestepEmbedding(nn.Module):
         return self.linear_2(self.act(self.linear_1(x)))
 
 
-class Downsample1D(nn.Module):
-    def __init__(self, dim: int):
+class Resample1D(nn.Module):
+    """A stride-2 convolution under the official name ``.conv``: down (conv3, stride 2) or up
+    (transposed conv4, stride 2)."""
+
+    def __init__(self, dim: int, up: bool):
         super().__init__()
-        self.conv = nn.Conv1d(dim, dim, 3, 2, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x)
-
-
-class Upsample1D(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.conv = nn.ConvTranspose1d(dim, dim, 4, 2, 1)
+        self.conv = nn.ConvTranspose1d(dim, dim, 4, 2, 1) if up else nn.Conv1d(dim, dim, 3, 2, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)
@@ -242,12 +209,13 @@ class FlowEstimator1d(nn.Module):
         for index, out in enumerate(channels):
             last = index == len(channels) - 1
             self.down_blocks.append(nn.ModuleList([
-                ResnetBlock1D(width, out, time_dim, groups), transformers(out),
-                nn.Conv1d(out, out, 3, padding=1) if last else Downsample1D(out),
+                ResnetBlock(width, out, time_dim, groups, dims=1, res_conv_always=True), transformers(out),
+                nn.Conv1d(out, out, 3, padding=1) if last else Resample1D(out, up=False),
             ]))
             width = out
         self.mid_blocks = nn.ModuleList(
-            nn.ModuleList([ResnetBlock1D(width, width, time_dim, groups), transformers(width)])
+            nn.ModuleList([ResnetBlock(width, width, time_dim, groups, dims=1, res_conv_always=True),
+                           transformers(width)])
             for _ in range(num_mid_blocks)
         )
         up = channels[::-1] + (channels[0],)
@@ -255,12 +223,13 @@ class FlowEstimator1d(nn.Module):
         for index in range(len(up) - 1):
             last = index == len(up) - 2
             self.up_blocks.append(nn.ModuleList([
-                ResnetBlock1D(2 * up[index], up[index + 1], time_dim, groups),
+                ResnetBlock(2 * up[index], up[index + 1], time_dim, groups, dims=1,
+                            res_conv_always=True),
                 transformers(up[index + 1]),
                 nn.Conv1d(up[index + 1], up[index + 1], 3, padding=1) if last
-                else Upsample1D(up[index + 1]),
+                else Resample1D(up[index + 1], up=True),
             ]))
-        self.final_block = Block1D(up[-1], up[-1], groups)
+        self.final_block = Block(up[-1], up[-1], groups, dims=1)
         self.final_proj = nn.Conv1d(up[-1], n_feats, 1)
         self._initialise()
         if emo_emb_dim:  # after the official initialisation: these start at exactly zero
@@ -325,7 +294,7 @@ class FlowEstimator1d(nn.Module):
         return _masked(self.final_proj(_masked(h, mask)), out_mask)
 
     @staticmethod
-    def _level(h: Tensor, mask: Tensor | None, time_emb: Tensor, resnet: ResnetBlock1D,
+    def _level(h: Tensor, mask: Tensor | None, time_emb: Tensor, resnet: ResnetBlock,
                blocks: nn.ModuleList) -> Tensor:
         h = resnet(h, mask, time_emb)
         if not len(blocks):
