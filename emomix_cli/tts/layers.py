@@ -11,9 +11,8 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` with the same distribution (each value kept with probability 1 − p and
     scaled by 1/(1 − p)), whose mask on CPU is ``u ≥ p`` for float32 uniforms u from numpy's
     PCG64, seeded by one draw from torch's generator (so seeded runs and exact resume still
-    hold). torch's CPU ``bernoulli_`` was 12 % of a flow1d training step and its single-threaded
-    uniform draw still 6 % (docs/performance.md); PCG64 draws about twice as fast. The stream
-    differs from ``nn.Dropout``'s; on other devices it is ``nn.Dropout``."""
+    hold): torch draws its CPU masks single-threaded and slower (docs/performance.md measures
+    both). The stream differs from ``nn.Dropout``'s; on other devices it is ``nn.Dropout``."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu" or not x.is_floating_point():
