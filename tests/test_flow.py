@@ -359,21 +359,6 @@ def test_snake_beta_is_the_official_formula_and_its_gradient_is_exact():
     assert torch.autograd.gradcheck(_SnakeBeta.apply, inputs)
 
 
-def test_the_cpu_dropout_keeps_each_value_with_probability_1_minus_p_scaled():
-    from emomix_cli.tts.layers import Dropout
-
-    torch.manual_seed(0)
-    layer = Dropout(0.3).train()
-    x = torch.ones(200_000, requires_grad=True)
-    y = layer(x)
-    kept = y != 0
-    assert kept.float().mean().item() == pytest.approx(0.7, abs=0.005)
-    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
-    y.sum().backward()
-    assert torch.equal(x.grad, y.detach())  # the gradient is the same mask and scale
-    assert torch.equal(layer.eval()(x), x)
-
-
 def test_normalise_mels_stores_the_train_splits_statistics(tmp_path, tiny_store):
     import numpy as np
 

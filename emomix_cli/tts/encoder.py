@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 
 from .alignment import sequence_mask
-from .layers import Dropout
 
 
 class LayerNorm(nn.Module):
@@ -55,7 +54,7 @@ class ConvReluNorm(nn.Module):
             for _ in range(n_layers)
         )
         self.norm_layers = nn.ModuleList(LayerNorm(channels) for _ in range(n_layers))
-        self.relu_drop = nn.Sequential(nn.ReLU(), Dropout(p_dropout))
+        self.relu_drop = nn.Sequential(nn.ReLU(), nn.Dropout(p_dropout))
         self.proj = nn.Conv1d(channels, channels, 1)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
@@ -72,7 +71,7 @@ class DurationPredictor(nn.Module):
 
     def __init__(self, in_channels: int, filter_channels: int, kernel_size: int, p_dropout: float):
         super().__init__()
-        self.drop = Dropout(p_dropout)
+        self.drop = nn.Dropout(p_dropout)
         self.conv_1 = nn.Conv1d(in_channels, filter_channels, kernel_size, padding=kernel_size // 2)
         self.norm_1 = LayerNorm(filter_channels)
         self.conv_2 = nn.Conv1d(
@@ -154,7 +153,7 @@ class MultiHeadAttention(nn.Module):
                 torch.randn(1, 2 * window_size + 1, self.k_channels) * std
             )
         self.conv_o = nn.Conv1d(channels, out_channels, 1)
-        self.drop = Dropout(p_dropout)
+        self.drop = nn.Dropout(p_dropout)
         for conv in (self.conv_q, self.conv_k, self.conv_v):
             nn.init.xavier_uniform_(conv.weight)
 
@@ -192,7 +191,7 @@ class FFN(nn.Module):
         super().__init__()
         self.conv_1 = nn.Conv1d(channels, filter_channels, kernel_size, padding=kernel_size // 2)
         self.conv_2 = nn.Conv1d(filter_channels, channels, kernel_size, padding=kernel_size // 2)
-        self.drop = Dropout(p_dropout)
+        self.drop = nn.Dropout(p_dropout)
 
     def forward(self, x: Tensor, x_mask: Tensor) -> Tensor:
         x = self.drop(torch.relu(self.conv_1(x * x_mask)))
@@ -214,7 +213,7 @@ class Encoder(nn.Module):
         rotary: bool = False,
     ):
         super().__init__()
-        self.drop = Dropout(p_dropout)
+        self.drop = nn.Dropout(p_dropout)
         self.attn_layers = nn.ModuleList(
             MultiHeadAttention(hidden_channels, hidden_channels, n_heads, window_size, p_dropout,
                                rotary)

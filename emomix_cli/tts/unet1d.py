@@ -31,7 +31,6 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .layers import Dropout
 from .unet import Block, Mish, ResnetBlock, SinusoidalPosEmb, _has_padding, _masked
 
 
@@ -89,7 +88,7 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(SnakeBeta(dim, dim * mult), Dropout(dropout),
+        self.net = nn.Sequential(SnakeBeta(dim, dim * mult), nn.Dropout(dropout),
                                  nn.Linear(dim * mult, dim))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -107,7 +106,7 @@ class SelfAttention(nn.Module):
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_k = nn.Linear(dim, inner, bias=False)
         self.to_v = nn.Linear(dim, inner, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(inner, dim), Dropout(dropout))
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
 
     def forward(self, x: Tensor, key_mask: Tensor | None) -> Tensor:
         """``x [B, T, C]``; ``key_mask [B, T]`` bool (True = a real frame) or None."""
