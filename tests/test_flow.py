@@ -394,3 +394,18 @@ def test_eval_refuses_a_solver_of_the_other_family_before_writing(tmp_path, flow
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "for score2d models" in " ".join(result.output.split())
     assert not out.exists()
+
+
+def test_eval_runs_a_flow_model_with_its_guidance_sweep(tmp_path, tiny_store, flow_checkpoint):
+    from emomix_cli.evaluate import run_eval
+    from emomix_cli.synthesis import SynthesisOptions
+    from tests.test_eval import ToneVocoder, fake_judges
+
+    out = tmp_path / "eval_flow"
+    report = run_eval(flow_checkpoint, tmp_path / "ser.pt", out, features=tiny_store, split="val",
+                      max_sentences=1, options=SynthesisOptions(steps=2, solver="heun"),
+                      vocoder=ToneVocoder(), judges=fake_judges(), progress=False,
+                      guidance_levels=[1.0, 2.0])
+    assert report.config.solver == "heun"
+    assert [row.w for row in report.guidance.rows] == [1.0, 2.0]
+    assert (out / "report.json").is_file() and (out / "guidance.png").is_file()
