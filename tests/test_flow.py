@@ -308,17 +308,27 @@ FLOW_TRAIN_MODEL = {"n_enc_channels": 32, "filter_channels": 64, "filter_channel
                     "flow": {"channels": [16, 16], "attention_head_dim": 8, "num_mid_blocks": 1}}
 
 
-@pytest.fixture
-def flow_checkpoint(tmp_path, tiny_store):
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory):
+    """A flow1d model trained for 3 steps on the tiny store: (checkpoint, store, its SER)."""
     from emomix_cli.audio import AudioConfig
     from emomix_cli.checkpoint import save_checkpoint
     from emomix_cli.ser.train import ser_payload
     from emomix_cli.tts.train import train_tts
+    from tests.conftest import make_tiny_store
     from tests.test_tts_train import tiny_ser, write_config
 
-    ser = save_checkpoint(tmp_path / "ser.pt", "ser", ser_payload(tiny_ser(), AudioConfig()))
-    return train_tts(write_config(tmp_path, tiny_store, ser, name="flow", steps=3,
-                                  model=FLOW_TRAIN_MODEL, normalise_mels=True))
+    root = tmp_path_factory.mktemp("flow_run")
+    store = make_tiny_store(root / "features")
+    ser = save_checkpoint(root / "ser.pt", "ser", ser_payload(tiny_ser(), AudioConfig()))
+    checkpoint = train_tts(write_config(root, store, ser, name="flow", steps=3,
+                                        model=FLOW_TRAIN_MODEL, normalise_mels=True))
+    return checkpoint, store, ser
+
+
+@pytest.fixture
+def flow_checkpoint(flow_run):
+    return flow_run[0]
 
 
 def test_a_flow_model_trains_records_its_family_and_speaks_from_the_cli(tmp_path, flow_checkpoint):
@@ -396,13 +406,14 @@ def test_eval_refuses_a_solver_of_the_other_family_before_writing(tmp_path, flow
     assert not out.exists()
 
 
-def test_eval_runs_a_flow_model_with_its_guidance_sweep(tmp_path, tiny_store, flow_checkpoint):
+def test_eval_runs_a_flow_model_with_its_guidance_sweep(tmp_path, flow_run):
     from emomix_cli.evaluate import run_eval
     from emomix_cli.synthesis import SynthesisOptions
     from tests.test_eval import ToneVocoder, fake_judges
 
     out = tmp_path / "eval_flow"
-    report = run_eval(flow_checkpoint, tmp_path / "ser.pt", out, features=tiny_store, split="val",
+    checkpoint, store, ser = flow_run
+    report = run_eval(checkpoint, ser, out, features=store, split="val",
                       max_sentences=1, options=SynthesisOptions(steps=2, solver="heun"),
                       vocoder=ToneVocoder(), judges=fake_judges(), progress=False,
                       guidance_levels=[1.0, 2.0])
