@@ -236,7 +236,7 @@ class DNSMOS:
 
     As speechmos does, a clip shorter than 9.01 s is tiled (doubled) up to that length and the
     score is the mean over 9.01 s windows taken every second. Only the P.808 model runs: the
-    SIG/BAK/OVRL model costs ~1.1 s per clip on this CPU against ~0.15 s for P.808. The ONNX
+    SIG/BAK/OVRL model costs several times more per clip (docs/performance.md). The ONNX
     session gets ``threads`` intra-op threads (onnxruntime's default takes every core, which
     thrashes next to a training run).
     """
