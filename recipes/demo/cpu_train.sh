@@ -12,9 +12,11 @@ set -euo pipefail
 family=${FAMILY:-flow1d}; minutes=${MINUTES:-60}
 emomix=${EMOMIX:-emomix}; py=${PYTHON:-python}
 data=${DATA:-data/demo}; runs=${RUNS:-runs/demo}; keep=recipes/demo/snapshots
+# the series differ only in the decoder: score2d takes tts_flow.yaml's other settings
 case "$family" in
-  flow1d) config=recipes/demo/tts_flow.yaml ;;
-  score2d) config=recipes/demo/tts.yaml ;;
+  flow1d) config=recipes/demo/tts_flow.yaml; same=() ;;
+  score2d) config=recipes/demo/tts.yaml
+    same=(model.cond_dropout=0.15 model.enc_cond_dropout=0.2 normalise_mels=true train.lr=0.0002) ;;
   *) echo "FAMILY must be flow1d or score2d, got '$family'" >&2; exit 2 ;;
 esac
 run_dir=$runs/cpu_$family; snapshot=$keep/$family.pt
@@ -33,7 +35,8 @@ elif [ -f "$snapshot" ]; then start=(--resume "$snapshot"); fi
 begin=$(date +%s)
 $emomix train tts --config "$config" --device cpu "${start[@]}" features="$data/features" \
   ser="$keep/ser.pt" prototypes="$keep/prototypes.pt" run_dir="$run_dir" \
-  train.max_minutes="$minutes" train.ckpt_every=100 train.val_every=0 train.log_every=25 "$@"
+  train.max_minutes="$minutes" train.ckpt_every=100 train.val_every=0 train.log_every=25 \
+  ${same[@]+"${same[@]}"} "$@"
 $py - "$run_dir/last.pt" "$snapshot" "$begin" <<'PY'
 import sys, time
 from pathlib import Path
