@@ -33,6 +33,7 @@ from .audio import save_wav, wav_bytes
 from .config import atomic_write_text
 from .errors import EmomixError
 from .progress import progress_bar
+from .text import espeak_data_path
 
 SAMPLE_RATE = 22050
 EMOTIONS = ["neutral", "angry", "happy", "sad", "surprise"]
@@ -328,7 +329,7 @@ class _Espeak:
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_ng_SetRandSeed.restype = ctypes.c_int
         # path = the folder that *contains* espeak-ng-data
-        data_parent = os.path.dirname(os.path.normpath(espeakng_loader.get_data_path()))
+        data_parent = os.path.dirname(espeak_data_path(espeakng_loader.get_data_path()))
         self.sample_rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent.encode(), 0
         )

@@ -11,12 +11,15 @@ blank used for interspersing (Grad-TTS ``add_blank``) is the last id, outside th
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import os
 import re
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from .errors import EmomixError
 
@@ -272,6 +275,34 @@ def _espeak_language(language: str) -> str:
     return LANGUAGES[language]
 
 
+# espeak-ng keeps its data folder in a fixed 160-byte buffer (N_PATH_HOME) and appends file
+# names to it; a longer path makes it print "Error processing file" and exit the process
+ESPEAK_PATH_LIMIT = 100
+
+
+def espeak_data_path(data_path: str | None = None) -> str:
+    """espeak-ng's ``espeak-ng-data`` folder, reached through a short symlink in the temp
+    folder when the installed path is longer than :data:`ESPEAK_PATH_LIMIT` (a venv inside a
+    long checkout path). ``data_path``: the installed folder (default: ``espeakng_loader``'s)."""
+    if data_path is None:
+        import espeakng_loader
+
+        data_path = espeakng_loader.get_data_path()
+    real = os.path.normpath(data_path)
+    if len(real) <= ESPEAK_PATH_LIMIT:
+        return real
+    base = Path(tempfile.gettempdir())
+    base = base if len(str(base)) <= 40 else Path("/tmp")
+    link = base / f"emomix-espeak-{hashlib.sha1(real.encode()).hexdigest()[:12]}" / "espeak-ng-data"
+    if os.path.realpath(link) != os.path.realpath(real):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        staged = link.parent / f".link-{os.getpid()}"
+        staged.unlink(missing_ok=True)
+        os.symlink(real, staged)
+        os.replace(staged, link)  # atomic: a concurrent process sees the old or the new link
+    return str(link)
+
+
 @lru_cache(maxsize=8)
 def _backend(espeak_language: str):
     """One phonemizer backend per language and process (creating one loads espeak)."""
@@ -284,10 +315,11 @@ def _backend(espeak_language: str):
             f"phonemizer/espeakng-loader not importable ({error}); pip install phonemizer espeakng-loader"
         ) from None
     # espeak reads ESPEAK_DATA_PATH when the library initialises; set both ways.
-    os.environ.setdefault("ESPEAK_DATA_PATH", espeakng_loader.get_data_path())
+    data_path = espeak_data_path(espeakng_loader.get_data_path())
+    os.environ.setdefault("ESPEAK_DATA_PATH", data_path)
     EspeakWrapper.set_library(espeakng_loader.get_library_path())
     if hasattr(EspeakWrapper, "set_data_path"):
-        EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
+        EspeakWrapper.set_data_path(data_path)
     quiet = logging.getLogger("emomix.phonemizer")
     quiet.setLevel(logging.ERROR)
     return EspeakBackend(

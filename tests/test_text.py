@@ -1,4 +1,5 @@
 import unicodedata
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,16 @@ def test_text_to_ids_gives_interspersed_ids():
     ids = text_to_ids("Hi.", table)
     assert ids[0] == ids[-1] == table.blank_id and len(ids) % 2 == 1
     assert table.decode(ids) == "hˈaɪ."
+
+
+def test_a_long_espeak_data_path_is_reached_through_a_short_link(tmp_path):
+    from emomix_cli.text import ESPEAK_PATH_LIMIT, espeak_data_path
+
+    real = tmp_path / ("x" * (ESPEAK_PATH_LIMIT + 10)) / "espeak-ng-data"
+    real.mkdir(parents=True)
+    (real / "phontab").write_bytes(b"data")
+    short = espeak_data_path(str(real))
+    assert len(short) <= ESPEAK_PATH_LIMIT
+    assert (Path(short) / "phontab").read_bytes() == b"data"
+    assert espeak_data_path(str(real)) == short  # the same link again, not a new one
+    assert espeak_data_path("/usr/share") == "/usr/share"  # a short path stays as it is
