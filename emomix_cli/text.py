@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from dataclasses import dataclass, field
@@ -281,9 +282,10 @@ ESPEAK_PATH_LIMIT = 100
 
 
 def espeak_data_path(data_path: str | None = None) -> str:
-    """espeak-ng's ``espeak-ng-data`` folder, reached through a short symlink in the temp
-    folder when the installed path is longer than :data:`ESPEAK_PATH_LIMIT` (a venv inside a
-    long checkout path). ``data_path``: the installed folder (default: ``espeakng_loader``'s)."""
+    """espeak-ng's ``espeak-ng-data`` folder, copied once to a short folder in the temp
+    directory when the installed path is longer than :data:`ESPEAK_PATH_LIMIT` (a venv inside a
+    long checkout path). A symlink would not do: phonemizer resolves it back to the long path.
+    ``data_path``: the installed folder (default: ``espeakng_loader``'s)."""
     if data_path is None:
         import espeakng_loader
 
@@ -293,14 +295,18 @@ def espeak_data_path(data_path: str | None = None) -> str:
         return real
     base = Path(tempfile.gettempdir())
     base = base if len(str(base)) <= 40 else Path("/tmp")
-    link = base / f"emomix-espeak-{hashlib.sha1(real.encode()).hexdigest()[:12]}" / "espeak-ng-data"
-    if os.path.realpath(link) != os.path.realpath(real):
-        link.parent.mkdir(parents=True, exist_ok=True)
-        staged = link.parent / f".link-{os.getpid()}"
-        staged.unlink(missing_ok=True)
-        os.symlink(real, staged)
-        os.replace(staged, link)  # atomic: a concurrent process sees the old or the new link
-    return str(link)
+    copy = base / f"emomix-espeak-{hashlib.sha1(real.encode()).hexdigest()[:12]}" / "espeak-ng-data"
+    if not copy.is_dir():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".staged-", dir=copy.parent))
+        shutil.copytree(real, staged / "data")
+        try:
+            os.rename(staged / "data", copy)  # whole or not at all; another process may win
+        except OSError:
+            if not copy.is_dir():
+                raise
+        shutil.rmtree(staged, ignore_errors=True)
+    return str(copy)
 
 
 @lru_cache(maxsize=8)

@@ -127,7 +127,7 @@ def test_text_to_ids_gives_interspersed_ids():
     assert table.decode(ids) == "hˈaɪ."
 
 
-def test_a_long_espeak_data_path_is_reached_through_a_short_link(tmp_path):
+def test_a_long_espeak_data_path_is_copied_to_a_short_one_once(tmp_path):
     from emomix_cli.text import ESPEAK_PATH_LIMIT, espeak_data_path
 
     real = tmp_path / ("x" * (ESPEAK_PATH_LIMIT + 10)) / "espeak-ng-data"
@@ -136,5 +136,7 @@ def test_a_long_espeak_data_path_is_reached_through_a_short_link(tmp_path):
     short = espeak_data_path(str(real))
     assert len(short) <= ESPEAK_PATH_LIMIT
     assert (Path(short) / "phontab").read_bytes() == b"data"
-    assert espeak_data_path(str(real)) == short  # the same link again, not a new one
+    (real / "phontab").write_bytes(b"changed")
+    assert espeak_data_path(str(real)) == short  # the same copy again, not a new one
+    assert (Path(short) / "phontab").read_bytes() == b"data"
     assert espeak_data_path("/usr/share") == "/usr/share"  # a short path stays as it is
