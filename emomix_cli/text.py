@@ -295,7 +295,9 @@ def espeak_data_path(data_path: str | None = None) -> str:
         return real
     base = Path(tempfile.gettempdir())
     base = base if len(str(base)) <= 40 else Path("/tmp")
-    copy = base / f"emomix-espeak-{hashlib.sha1(real.encode()).hexdigest()[:12]}" / "espeak-ng-data"
+    stamp = [os.stat(os.path.join(real, name)) for name in sorted(os.listdir(real))[:50]]
+    key = real + "".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stamp)  # a reinstall: a new copy
+    copy = base / f"emomix-espeak-{hashlib.sha1(key.encode()).hexdigest()[:12]}" / "espeak-ng-data"
     if not copy.is_dir():
         copy.parent.mkdir(parents=True, exist_ok=True)
         staged = Path(tempfile.mkdtemp(prefix=".staged-", dir=copy.parent))
