@@ -444,7 +444,9 @@ class EmoMixTTS(nn.Module):
             )
         spk_vec = self.speaker_vector(spk)
         emo = self.emotion_vector(emotion)
-        emo_encoder = self.emotion_vector(self._encoder_emotion(emotion, neutral, generator))
+        encoder_emotion = self._encoder_emotion(emotion, neutral, generator)
+        # the same projection unless encoder-emotion dropout replaced some rows
+        emo_encoder = emo if encoder_emotion is emotion else self.emotion_vector(encoder_emotion)
         mu_x, logw, x_mask = self._encode_tokens(tokens, token_lengths, emo_encoder, spk_vec)
         y_mask = sequence_mask(mel_lengths, mel.shape[-1]).unsqueeze(1).to(mel.dtype)
         mel = self.normalise(mel) * y_mask
