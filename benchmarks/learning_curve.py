@@ -8,6 +8,10 @@ split (``--add``), so the table in recipes/demo/RESULTS.md and the plot never ho
         --model runs/demo/snap.pt --sentences 2 --threads 1 --out runs/tune/snap --settings 10,1.5,1,weighted
     .venv/bin/python benchmarks/learning_curve.py --add runs/tune/snap/10_1.5_1_weighted/report.json \
         --label "CPU run 3, EMA" --cpu-hours 1.2 --steps 2600
+    # or in one go from a committed series snapshot (hours and step read from it; 4 val
+    # sentences, one per speaker; a tts.pt of the same recipe supplies the config):
+    .venv/bin/python benchmarks/learning_curve.py --judge recipes/demo/snapshots/flow1d.pt \
+        --template runs/demo/cpu_flow1d/tts.pt --series "flow1d from scratch" --features data/demo/features
     # print the table and draw docs/learning_curve.png
     .venv/bin/python benchmarks/learning_curve.py
 """
@@ -18,6 +22,7 @@ import argparse
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 from emomix_cli.config import atomic_write_bytes, atomic_write_text
@@ -73,6 +78,31 @@ def row_from_report(data: dict, label: str, cpu_hours: float, steps: int, series
     return row
 
 
+def judge_snapshot(snapshot: Path, template: Path, features: Path, out: Path, setting: str,
+                   sentences: int) -> tuple[dict, float, int]:
+    """Export ``snapshot``'s EMA weights into ``template``'s model and judge it on val.
+
+    Returns the report (as JSON data), the series' hours stored in the snapshot and its step."""
+    from emomix_cli.checkpoint import load_checkpoint
+    from emomix_cli.evaluate import run_eval
+    from emomix_cli.evaluate.judges import default_judge_ser, load_judges
+    from emomix_cli.tts import export_for_shipping
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tune_sampler import parse_setting  # the same settings grammar as the sampler grid
+
+    state = load_checkpoint(snapshot, "train-state")
+    hours = state.get("snapshot", {}).get("hours")
+    if hours is None:
+        raise EmomixError(f"{snapshot} stores no series hours; write it with recipes/demo/cpu_train.sh")
+    model = export_for_shipping(template, out / "model.pt", half=False, ema_from=snapshot)
+    judges = load_judges(default_judge_ser(str(features), str(model)), dnsmos=False)
+    report = run_eval(str(model), None, out / "eval", features=str(features), split="val",
+                      options=parse_setting(setting), max_sentences=sentences, judges=judges,
+                      progress=True, guidance_levels=[])  # fmt: skip
+    return report.to_json(), float(hours), int(state["step"])
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| series | weights | CPU-hours | extra steps | τ | w | WER | voiced | 2nd-SER UA | ρ (2nd SER) | objective |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
@@ -98,7 +128,7 @@ def plot(rows: list[dict], path: Path) -> None:
             axis.plot(hours, [float(r[key]) if r[key] else float("nan") for r in chosen], marker="o",
                       label=f"{series}, τ {tau}, w {w}")
             axis.set_title(title)
-            axis.set_xlabel("CPU-hours (1 thread)")
+            axis.set_xlabel("training hours")
     axes[0].legend(fontsize=7)
     figure.tight_layout()
     buffer = io.BytesIO()
@@ -116,17 +146,39 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--series", default="main", help="rows of one series are joined by a line")
     parser.add_argument("--guidance", type=float, help="take the report's guidance-sweep row at this w")
+    parser.add_argument("--judge", type=Path, help="a series snapshot (recipes/demo/snapshots/<family>.pt) to judge and add")
+    parser.add_argument("--template", type=Path, help="--judge: a tts.pt of the same recipe (its config)")
+    parser.add_argument("--features", type=Path, default=Path("data/demo/features"))
+    parser.add_argument("--setting", default="10,1.5,1,weighted", help="--judge: steps,tau,guidance,encoder[,solver]")
+    parser.add_argument("--sentences", type=int, default=4, help="--judge: val sentences (round-robin over speakers)")
+    parser.add_argument("--out", type=Path, default=Path("runs/curve"))
+    parser.add_argument("--threads", type=int, default=2, help="--judge: torch threads")
+    parser.add_argument("--only", nargs="+", metavar="SERIES",
+                        help="table and plot only these series (the CSV keeps every row)")
     args = parser.parse_args()
     rows = read_rows(args.csv)
-    if args.add:
+    if args.judge:
+        if args.template is None:
+            parser.error("--judge needs --template (a tts.pt of the same recipe)")
+        import torch
+
+        torch.set_num_threads(args.threads)
+        out = args.out / f"{args.judge.stem}_{int(args.judge.stat().st_mtime)}"
+        data, hours, steps = judge_snapshot(args.judge, args.template, args.features, out, args.setting,
+                                            args.sentences)
+        rows.append(row_from_report(data, args.label or f"{args.judge.stem}, step {steps} (EMA)", hours, steps,
+                                    args.series, args.guidance))
+        write_rows(args.csv, rows)
+    elif args.add:
         if args.cpu_hours is None or args.steps is None:
             parser.error("--add needs --cpu-hours and --steps")
         rows.append(row_from_report(json.loads(args.add.read_text()), args.label, args.cpu_hours, args.steps,
                                     args.series, args.guidance))
         write_rows(args.csv, rows)
-    print(markdown(rows))
-    if rows:
-        plot(rows, args.png)
+    shown = [r for r in rows if args.only is None or r["series"] in args.only]
+    print(markdown(shown))
+    if shown:
+        plot(shown, args.png)
         print(f"plot: {args.png}")
 
 

@@ -72,7 +72,7 @@ def window_grid(args) -> None:
               f" {_fmt(h['between']):>7} {h['passed']:>3}/{h['judged']:<3}", flush=True)  # fmt: skip
 
 
-def _setting(text: str) -> SynthesisOptions:
+def parse_setting(text: str) -> SynthesisOptions:
     """``steps,tau,guidance,encoder_condition[,solver]`` (the solver: the model's by default)."""
     steps, tau, guidance, condition, *solver = text.split(",")
     return SynthesisOptions(steps=int(steps), temperature=float(tau), guidance=float(guidance),
@@ -86,7 +86,7 @@ def defaults_grid(args) -> None:
     print("| steps | solver | τ | guidance | encoder | WER | voiced | 2nd-SER UA | ρ SER | ρ prosody | between | bar | objective |")
     print("|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for text in args.settings:
-        options = _setting(text)
+        options = parse_setting(text)
         out = Path(args.out) / text.replace(",", "_")
         report = run_eval(args.model, None, out, features=args.features, split="val", options=options,
                           max_sentences=args.sentences, judges=judges, progress=False,

@@ -69,3 +69,13 @@ def test_learning_curve_rows_come_from_val_reports(tmp_path):
         learning_curve.row_from_report(report, "run 3", 1.25, 2600, guidance=3.0)
     with pytest.raises(Exception, match="measured on val"):
         learning_curve.row_from_report({**report, "config": {**report["config"], "split": "test"}}, "x", 1, 1)
+
+
+def test_learning_curve_judges_only_series_snapshots_that_store_their_hours(tmp_path):
+    from emomix_cli.checkpoint import save_checkpoint
+    from emomix_cli.errors import EmomixError
+
+    bare = save_checkpoint(tmp_path / "last.pt", "train-state", {"step": 10, "model": {}, "ema": {}})
+    with pytest.raises(EmomixError, match="stores no series hours; write it with recipes/demo/cpu_train.sh"):
+        learning_curve.judge_snapshot(bare, tmp_path / "tts.pt", tmp_path, tmp_path / "out", "10,1.5,1,weighted", 4)
+    assert not (tmp_path / "out").exists()  # refused before anything is written

@@ -32,7 +32,7 @@ from emomix_cli.evaluate import (
 from emomix_cli.evaluate.metrics import ranks, scaled_distance
 from emomix_cli.evaluate.run import parse_guidance_levels
 from emomix_cli.evaluate.schema import BarLine, Blends, Report, WordErrors
-from emomix_cli.evaluate.scoring import blends, conditions, guidance, intensity
+from emomix_cli.evaluate.scoring import blends, conditions, guidance, intensity, per_speaker
 from emomix_cli.synthesis import SynthesisOptions
 
 ROWS = ["angry", "neutral", "sad"]
@@ -192,8 +192,32 @@ def test_quality_bar_lines_pass_and_fail_with_their_numbers():
     assert bar["intensity ρ angry (second-SER posterior) ≥ 0.9"].passed is True
     assert bar["intensity ρ angry (prosody line) ≥ 0.9"].passed is False
     assert bar["blend prosody strictly between parents ≥ 80%"].passed is True  # 0.8 >= 0.8
+    noise_space = _bar_report(config={"vocoder": "hifigan", "encoder_condition": "base"},
+                              blends={"pairs": [{"parents_above_neutral": True}], "between_rate": 0.65})
+    assert noise_space["blend prosody strictly between parents ≥ 60% (encoder: base)"].passed is True
     parents = bar["blend parents' second-SER posterior > Neutral's"]
     assert parents.passed is False and parents.note == "1/2 pairs"
+
+
+def test_per_speaker_rows_and_their_bar_lines_by_hand():
+    def rec(speaker, emotion, voiced, **extra):
+        return {"label": emotion, "emotion": emotion, "speaker": speaker, "prosody": {"voiced_fraction": voiced},
+                "hyp": None, **extra}  # fmt: skip
+
+    synth = [rec("a", "angry", 0.6), rec("a", "sad", 0.2), rec("b", "angry", 0.5), rec("b", "sad", 0.9),
+             rec("a", "angry+sad", 0.1)]  # a blend: in no emotion's row  # fmt: skip
+    copies = [rec("a", "angry", 0.7), rec("a", "sad", 0.8), rec("b", "angry", 0.5), rec("b", "sad", 0.9)]
+    rows = per_speaker(synth, [], ["angry", "sad"], copies)
+    assert sorted(rows) == ["a", "b"]
+    assert rows["a"]["sad"]["synth"]["voiced_fraction"] == pytest.approx(0.2)
+    assert rows["a"]["sad"]["gt_vocoded"]["voiced_fraction"] == pytest.approx(0.8)
+    assert rows["a"]["angry"]["synth"]["n"] == 1 and rows["a"]["angry"]["gt"] is None
+    bar = _bar_report(per_speaker=rows)
+    worst = bar["voiced fraction a, every emotion ≥ 0.8×GT vocoded"]
+    assert worst.passed is False and worst.value == pytest.approx(0.25) and "sad" in worst.note  # 0.2 / 0.8
+    assert bar["voiced fraction b, every emotion ≥ 0.8×GT vocoded"].passed is True  # ratios 1.0 and 1.0
+    assert not any("every emotion ≥ 0.8×GT vocoded" in k for k in _bar_report(per_speaker=rows,
+                   config={"vocoder": "griffinlim"}))  # fmt: skip
 
 
 def test_quality_bar_without_judges_is_not_applicable():
@@ -365,6 +389,8 @@ def test_run_eval_end_to_end(tmp_path, tiny_store):
     assert report.per_emotion["angry"].gt.voiced_fraction is None  # the tiny store has no wavs
     assert report.per_emotion["angry"].gt_vocoded.n == 2  # ... but its mels can be vocoded
     assert report.ground_truth.n == 6  # parallel: 3 emotions x 2 sentences of the val split
+    assert sorted(report.per_speaker) == ["spk_a", "spk_b"]  # one sentence each, every emotion
+    assert report.per_speaker["spk_b"]["sad"].synth.n == 1 and report.per_speaker["spk_b"]["sad"].gt_vocoded.n == 1
     intensity = report.intensity
     assert set(intensity.judge_curves) == {"angry", "sad"}
     assert intensity.prosody_curves["angry"][0] == pytest.approx(0.0)
@@ -385,6 +411,7 @@ def test_run_eval_end_to_end(tmp_path, tiny_store):
     print_report(report, Console(file=buffer, width=250))
     text = buffer.getvalue()
     assert "split val" in text and "conditioning SER (not independent)" in text
+    assert "voiced fraction per speaker" in text and "spk_b" in text
     wer_line = next(line for line in text.splitlines() if line.startswith("Whisper WER") or "Whisper WER" in line)
     assert "0.000" in wer_line and "n/a" in wer_line  # WER 0 measured, no ground-truth audio
     assert text.count("PASS") + text.count("FAIL") + text.count("n/a") >= len(report.bar)

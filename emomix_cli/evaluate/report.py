@@ -11,6 +11,7 @@ from rich.markup import escape
 from ..audio import save_wav
 from ..config import atomic_write_text
 from .judges import missing_note
+from .metrics import mean_defined
 from .plots import plot_blends, plot_confusion, plot_guidance, plot_intensity, plot_prosody
 from .schema import (
     BarLine,
@@ -85,6 +86,8 @@ def print_report(report: Report, console=None) -> None:
     _print_header(report, console)
     console.print(judges_table(report))
     console.print("* conditioning SER (not independent): the SER the TTS was trained with")
+    if len(report.per_speaker) > 1:
+        console.print(speakers_table(report))
     console.print(prosody_table(report))
     console.print(intensity_table(report.intensity))
     console.print(blends_table(report.blends))
@@ -126,6 +129,24 @@ def judges_table(report: Report):
                   _triple(_mean_accuracy(judged), _mean_accuracy(gt.judge_classification),
                           _mean_accuracy(gt.vocoded_judge_classification)),
                   _pair(_mean_accuracy(cond), _mean_accuracy(gt.classification)), "")  # fmt: skip
+    return table
+
+
+def speakers_table(report: Report):
+    """Per speaker × emotion: voiced fraction synthesized / vocoded ground truth, and WER."""
+    emotions = list(report.emotions)
+    table = _table("voiced fraction per speaker: synthesized / ground truth vocoded; WER synthesized / real",
+                   ("speaker", *emotions, "WER"), lambda name: name != "speaker")  # fmt: skip
+    for speaker, rows in report.per_speaker.items():
+        cells = []
+        for emotion in emotions:
+            row = rows.get(emotion)
+            copy = (row.gt_vocoded or Summary()) if row else Summary()
+            cells.append(_pair(row.synth.voiced_fraction if row else None, copy.voiced_fraction))
+        # every emotion speaks the same sentences, so the mean of the per-emotion WERs is the pooled one
+        wer = mean_defined(row.synth.wer for row in rows.values())
+        truth = mean_defined((row.gt or Summary()).wer for row in rows.values())
+        table.add_row(speaker, *cells, _pair(wer, truth))
     return table
 
 

@@ -297,7 +297,7 @@ def _judge_synthesized(judges, ser, bundle, wavs, rate, mels, keys, sentences, r
                      progress, "synthesized")  # fmt: skip
     scored = wav_mels(wavs, rate, bundle.audio) if rescore_audio else mels
     for record, (label, i), p in zip(records, keys, score_mels(ser, scored), strict=True):
-        record.update(label=label, i=i, cond=p)
+        record.update(label=label, i=i, cond=p, speaker=sentences[i]["speaker"])
     return records
 
 
@@ -313,6 +313,7 @@ def _report(config: Config, records, truth, copies, sweep, levels, emotions, col
         "classification": scoring.classify(records, "cond", emotions, columns),
         "judge_classification": scoring.classify(records, "judge", emotions, judge_columns),
         "per_emotion": scoring.per_emotion(records, truth, emotions, copies),
+        "per_speaker": scoring.per_speaker(records, truth, emotions, copies),
         "intelligibility": {"synth": scoring.pooled_asr([r for r in records if r["label"] in emotions]),
                             "gt": scoring.pooled_asr(truth) if truth else None},
         "intensity": scoring.intensity(by_key, n, emotions, columns, judge_columns, scale),
@@ -412,10 +413,12 @@ def _judge_ground_truth(store, sentences, emotions, split, limit, ser, judges, v
                         strict=True))  # fmt: skip
     for item, p in zip(items, probs, strict=True):
         record = listened.get(item["id"]) or {"judge": None, "hyp": None, "ref": None, "mos": None, "prosody": {}}
-        record.update(label=item["emotion"], emotion=item["emotion"], i=None, cond=p, id=item["id"])
+        record.update(label=item["emotion"], emotion=item["emotion"], i=None, cond=p, id=item["id"],
+                      speaker=item.get("speaker"))
         records.append(record)
     copies = listen(judges, vocode_mels(vocode, mels, progress=progress), vocode.sample_rate, phones,
                     [None] * len(items), progress, "vocoded ground truth")  # fmt: skip
     for record, item, p in zip(copies, items, probs, strict=True):
-        record.update(label=item["emotion"], emotion=item["emotion"], i=None, cond=p, id=item["id"])
+        record.update(label=item["emotion"], emotion=item["emotion"], i=None, cond=p, id=item["id"],
+                      speaker=item.get("speaker"))
     return records, copies

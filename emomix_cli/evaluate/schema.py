@@ -249,6 +249,7 @@ class Report(Section):
     classification: Classification | None = None  # conditioning SER (not independent)
     judge_classification: Classification | None = None  # second SER
     per_emotion: dict[str, EmotionRow] = field(default_factory=dict)
+    per_speaker: dict[str, dict[str, EmotionRow]] = field(default_factory=dict)  # speaker -> emotion -> row
     intelligibility: Intelligibility = field(default_factory=Intelligibility)
     intensity: Intensity = field(default_factory=Intensity)
     blends: Blends = field(default_factory=Blends)

@@ -101,6 +101,19 @@ def per_emotion(synth: list[dict], truth: list[dict], emotions: list[str],
     }  # fmt: skip
 
 
+def per_speaker(synth: list[dict], truth: list[dict], emotions: list[str],
+                copies: list[dict] | None = None) -> dict:
+    """:func:`per_emotion` for each speaker's sentences (records carry ``speaker``; a model
+    without speakers is ``default``)."""
+    speakers = sorted({r.get("speaker") or "default" for r in synth})
+
+    def mine(rows, speaker):
+        return [r for r in rows if (r.get("speaker") or "default") == speaker]
+
+    return {s: per_emotion(mine(synth, s), mine(truth, s), emotions, mine(copies, s) if copies else None)
+            for s in speakers}  # fmt: skip
+
+
 def pooled_asr(records: list[dict]) -> dict:
     asr = [r for r in records if r.get("hyp") is not None]
     return wer_cer([r["ref"] for r in asr], [r["hyp"] for r in asr]) if asr else {"wer": None, "cer": None, "n": 0}

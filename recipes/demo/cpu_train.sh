@@ -12,11 +12,14 @@ set -euo pipefail
 family=${FAMILY:-flow1d}; minutes=${MINUTES:-60}
 emomix=${EMOMIX:-emomix}; py=${PYTHON:-python}
 data=${DATA:-data/demo}; runs=${RUNS:-runs/demo}; keep=recipes/demo/snapshots
-# the series differ only in the decoder: score2d takes tts_flow.yaml's other settings
+# the series differ only in the decoder: score2d takes tts_flow.yaml's other settings, except
+# its decoder segment of 64 frames, the score2d CPU recipe (2.5x cheaper a step than 172 at the
+# same batch; docs/performance.md), so the baseline gets its best CPU-hour
 case "$family" in
   flow1d) config=recipes/demo/tts_flow.yaml; same=() ;;
   score2d) config=recipes/demo/tts.yaml
-    same=(model.cond_dropout=0.15 model.enc_cond_dropout=0.2 normalise_mels=true train.lr=0.0002) ;;
+    same=(model.cond_dropout=0.15 model.enc_cond_dropout=0.2 normalise_mels=true train.lr=0.0002
+          out_size=64) ;;
   *) echo "FAMILY must be flow1d or score2d, got '$family'" >&2; exit 2 ;;
 esac
 run_dir=$runs/cpu_$family; snapshot=$keep/$family.pt
