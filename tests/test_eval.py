@@ -399,7 +399,7 @@ def test_run_eval_end_to_end(tmp_path, tiny_store):
     assert report.timing.utterances == 2 * (3 + 2 * 3 + 2)
     assert report.guidance is None  # trained without condition dropout: no sweep
     assert set(report.timing.judge_s_per_utterance) == {"pyin", "second_ser", "whisper", "dnsmos"}
-    for name in ("report.json", "confusion.png", "intensity.png", "blends.png", "prosody.png"):
+    for name in ("report.json", "confusion.png", "intensity.png", "blends.png", "prosody.png", "speakers.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "report.json").read_text())
     assert saved["config"]["split"] == "val" and saved == report.to_json()

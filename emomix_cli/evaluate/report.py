@@ -12,7 +12,14 @@ from ..audio import save_wav
 from ..config import atomic_write_text
 from .judges import missing_note
 from .metrics import mean_defined
-from .plots import plot_blends, plot_confusion, plot_guidance, plot_intensity, plot_prosody
+from .plots import (
+    plot_blends,
+    plot_confusion,
+    plot_guidance,
+    plot_intensity,
+    plot_prosody,
+    plot_speakers,
+)
 from .schema import (
     BarLine,
     Blends,
@@ -26,8 +33,6 @@ from .schema import (
     WordErrors,
 )
 from .scoring import BLEND
-
-PNGS = ("confusion.png", "intensity.png", "blends.png", "prosody.png")
 
 
 def write_outputs(out_dir: Path, report: Report, samples: dict[str, np.ndarray], sample_rate: int) -> Report:
@@ -44,6 +49,8 @@ def write_outputs(out_dir: Path, report: Report, samples: dict[str, np.ndarray],
     plot_prosody(report.per_emotion, out_dir / "prosody.png")
     if report.guidance and report.guidance.rows:
         plot_guidance(report.guidance, out_dir / "guidance.png")
+    if report.per_speaker:
+        plot_speakers(report, out_dir / "speakers.png")
     atomic_write_text(out_dir / "report.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return report
 
