@@ -30,13 +30,23 @@ import torch
 FAMILIES = ("score2d", "flow1d")
 
 
-def model_config(family: str, vocab: int = 181, emotion_dim: int = 64):
+def model_config(family: str, vocab: int = 181, emotion_dim: int = 64, flow_channels: int | None = None):
+    """The ``small`` preset with ``family``'s decoder; ``flow_channels``: flow1d's U-Net width
+    (the preset's 128 when None)."""
     from emomix_cli.config import from_dict
     from emomix_cli.tts.model import TTSConfig, merge_nested, preset
 
     values = merge_nested(preset("small"), {"decoder": family, "n_vocab": vocab, "n_speakers": 4,
                                             "emotion_dim": emotion_dim, "cond_dropout": 0.1})
+    if flow_channels:
+        values = merge_nested(values, {"flow": {"channels": [flow_channels, flow_channels]}})
     return from_dict(TTSConfig, values)
+
+
+def parameters(family: str, flow_channels: int | None) -> int:
+    from emomix_cli.tts.model import EmoMixTTS
+
+    return sum(p.numel() for p in EmoMixTTS(model_config(family, flow_channels=flow_channels)).parameters())
 
 
 def train_step(family: str, args) -> float:
@@ -44,7 +54,7 @@ def train_step(family: str, args) -> float:
     from emomix_cli.tts.model import EmoMixTTS
     from emomix_cli.tts.train import style_loss
 
-    cfg = model_config(family)
+    cfg = model_config(family, flow_channels=args.flow_channels)
     torch.manual_seed(0)
     device = torch.device(args.device)
     model = EmoMixTTS(cfg).to(device).train()
@@ -90,7 +100,7 @@ def _sync(device: torch.device) -> None:
 def network_call(family: str, args) -> float:
     from emomix_cli.tts.model import EmoMixTTS
 
-    cfg = model_config(family)
+    cfg = model_config(family, flow_channels=args.flow_channels)
     device = torch.device(args.device)
     model = EmoMixTTS(cfg).eval().to(device)
     if family == "score2d" and device.type == "cpu":
@@ -105,15 +115,18 @@ def network_call(family: str, args) -> float:
 
 
 def mix_rtf(family: str, args) -> float:
-    """RTF of ``synthesize`` on the shipped demo model's bundle with its decoder replaced by a
-    fresh one of ``family`` (the encoder, durations and conditions stay the demo model's)."""
+    """RTF of ``synthesize`` on the shipped demo model's bundle: its own family at its stored
+    sampler defaults (or ``--mix-steps`` Euler steps), the other family as a fresh decoder at
+    ``--mix-steps`` (10 by default) Euler steps (the encoder, durations and conditions stay the
+    demo model's)."""
     from emomix_cli.assets import DEMO_MODEL
     from emomix_cli.synthesis import SynthesisOptions, load_default_vocoder, synthesize
     from emomix_cli.tts import load_tts
     from emomix_cli.tts.model import EmoMixTTS
 
     bundle = load_tts(DEMO_MODEL)
-    if family != bundle.model.family:
+    own_family = family == bundle.model.family
+    if not own_family:
         values = {**bundle.model.cfg.__dict__, "decoder": family}
         cfg = type(bundle.model.cfg)(**values)
         model = EmoMixTTS(cfg).eval()
@@ -123,7 +136,10 @@ def mix_rtf(family: str, args) -> float:
         model.load_state_dict(shared, strict=False)
         bundle.model = model.requires_grad_(False)
     vocoder = load_default_vocoder(bundle)
-    options = SynthesisOptions(steps=args.mix_steps, solver="euler", temperature=1.5)
+    if own_family and args.mix_steps is None:
+        options = SynthesisOptions()  # the model's stored defaults
+    else:
+        options = SynthesisOptions(steps=args.mix_steps or 10, solver="euler", temperature=1.5)
     text = "The weather is lovely today, is it not?"
     weights = {"angry": 0.6, "happy": 0.4}
     synthesize(bundle, text, weights, options, vocoder)  # warm-up
@@ -158,7 +174,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=172)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--calls", type=int, default=5)
-    parser.add_argument("--mix-steps", type=int, default=10)
+    parser.add_argument("--mix-steps", type=int, default=None,
+                        help="mix row: Euler steps (default: the shipped family at its stored defaults, the other at 10)")
+    parser.add_argument("--flow-channels", type=int, default=None,
+                        help="train and call rows: flow1d's U-Net width (default: the small preset's 128)")
     parser.add_argument("--rows", nargs="+", default=["train", "call", "mix"],
                         choices=["train", "call", "mix"])
     parser.add_argument("--child", choices=["train", "call", "mix"], help=argparse.SUPPRESS)
@@ -174,12 +193,15 @@ def main() -> None:
                 command = [sys.executable, __file__, "--child", row, "--family", family,
                            *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                              if k in ("threads", "device", "batch", "frames", "steps", "calls",
-                                     "mix_steps"))]
+                                     "mix_steps", "flow_channels") and v is not None)]
                 out = subprocess.run(command, capture_output=True, text=True, check=True)
                 results.setdefault((row, family), []).append(json.loads(out.stdout.splitlines()[-1]))
     torch.set_num_threads(args.threads)
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU: {cpu_name()}"
-    print(f"{where}; batch {args.batch} x {args.frames} frames; {args.rounds} rounds")
+    params = {f: parameters(f, args.flow_channels) / 1e6 for f in FAMILIES}
+    print(f"{where}; batch {args.batch} x {args.frames} frames; {args.rounds} rounds; small preset, "
+          f"flow1d channels {args.flow_channels or 128}: {params['score2d']:.2f} M / {params['flow1d']:.2f} M "
+          f"parameters (score2d / flow1d)")
     units = {"train": "s/step", "call": "s/call", "mix": "RTF"}
     memory = "peak CUDA memory" if args.device == "cuda" else "peak RSS"
     print(f"| row | score2d | flow1d | score2d / flow1d | {memory} score2d / flow1d (MiB) |")
