@@ -1,7 +1,7 @@
 """The files shipped inside the package (package data, so a wheel install has them too).
 
 - :data:`DEMO_MODEL`: the demo acoustic model (``tts`` checkpoint, fp16 weights), the default of
-  ``emomix mix`` and ``emomix eval`` (recipes/demo/run.sh trains it);
+  ``emomix mix`` and ``emomix eval`` (``FAMILY=flow1d bash recipes/demo/cpu_train.sh`` trains it; recipes/demo/RESULTS.md);
 - :data:`JUDGE_SER`: the independent SER that ``emomix eval`` judges the demo corpus with
   (recipes/demo/judge_ser.yaml trains it).
 """
