@@ -104,7 +104,7 @@ def judge_snapshot(snapshot: Path, template: Path, features: Path, out: Path, se
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| series | weights | CPU-hours | extra steps | τ | w | WER | voiced | 2nd-SER UA | ρ (2nd SER) | objective |",
+    lines = ["| series | weights | hours | steps | τ | w | WER | voiced | 2nd-SER UA | ρ (2nd SER) | objective |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in sorted(rows, key=lambda r: (r["series"] != "main", r["series"], r["guidance"], float(r["cpu_hours"]))):
         cells = [r["series"], r["label"], r["cpu_hours"], r["steps"], r["tau"], r["guidance"],
