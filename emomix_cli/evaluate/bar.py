@@ -37,8 +37,9 @@ def _at_most(value, threshold) -> bool | None:
 def quality_bar(report: Report) -> list[BarLine]:
     """Pass/fail lines with their numbers (see the module docstring)."""
     gt_wer = report.intelligibility.gt.wer if report.intelligibility.gt else None
-    return [*_voicing_lines(report), *_speaker_voicing_lines(report), *_wer_lines(report, gt_wer), *_emotion_lines(report),
-            *_intensity_lines(report), *_blend_lines(report), *_guidance_lines(report.guidance, gt_wer)]
+    return [*_voicing_lines(report), *_speaker_voicing_lines(report), *_wer_lines(report, gt_wer),
+            *_emotion_lines(report), *_intensity_lines(report), *_blend_lines(report),
+            *_guidance_lines(report.guidance, gt_wer)]
 
 
 def _voicing_lines(report: Report) -> list[BarLine]:
@@ -61,22 +62,28 @@ def _voicing_lines(report: Report) -> list[BarLine]:
     return lines
 
 
+def speaker_voicing_ratios(report: Report) -> dict[str, dict[str, float]]:
+    """speaker -> emotion -> synthesized voiced fraction / that of the real mel through the same
+    vocoder (only pairs where both were judged)."""
+    return {speaker: {e: row.synth.voiced_fraction / row.gt_vocoded.voiced_fraction
+                      for e, row in rows.items()
+                      if row.gt_vocoded and row.gt_vocoded.voiced_fraction and row.synth.voiced_fraction is not None}
+            for speaker, rows in report.per_speaker.items()}  # fmt: skip
+
+
 def _speaker_voicing_lines(report: Report) -> list[BarLine]:
-    """One line per speaker: its lowest synthesized / vocoded-ground-truth voicing ratio over the
-    emotions ≥ 0.8, i.e. every speaker × emotion keeps 0.8 of what the vocoder leaves the real mel."""
+    """One line per speaker: its lowest :func:`speaker_voicing_ratios` over the emotions ≥ 0.8,
+    i.e. every speaker × emotion keeps 0.8 of what the vocoder leaves the real mel."""
     if report.config.vocoder == "griffinlim":
         return []
     lines = []
-    for speaker, rows in report.per_speaker.items():
-        ratios = {e: row.synth.voiced_fraction / row.gt_vocoded.voiced_fraction
-                  for e, row in rows.items()
-                  if row.gt_vocoded and row.gt_vocoded.voiced_fraction and row.synth.voiced_fraction is not None}  # fmt: skip
+    for speaker, ratios in speaker_voicing_ratios(report).items():
         if not ratios:
             continue
         worst = min(ratios, key=ratios.get)
         lines.append(_line(f"voiced fraction {speaker}, every emotion ≥ {VOICED_RATIO:g}×GT vocoded",
                            ratios[worst], VOICED_RATIO, ratios[worst] >= VOICED_RATIO,
-                           f"lowest: {worst} ({len(ratios)} of {len(rows)} emotions judged)"))  # fmt: skip
+                           f"lowest: {worst} ({len(ratios)} of {len(report.per_speaker[speaker])} emotions judged)"))  # fmt: skip
     return lines
 
 

@@ -54,14 +54,11 @@ def plot_confusion(report: Report, path: Path) -> None:
 def plot_speakers(report: Report, path: Path) -> None:
     """Per speaker × emotion: the synthesized voiced fraction as a share of the vocoded real
     mel's (the bar asks ≥ 0.8 everywhere); a cell without a judged pair is "—"."""
-    speakers, emotions = list(report.per_speaker), list(report.emotions)
-    ratio = np.full((len(speakers), len(emotions)), np.nan)
-    for i, speaker in enumerate(speakers):
-        for j, emotion in enumerate(emotions):
-            row = report.per_speaker[speaker].get(emotion)
-            copy = row.gt_vocoded.voiced_fraction if row and row.gt_vocoded else None
-            if copy and row.synth.voiced_fraction is not None:
-                ratio[i, j] = row.synth.voiced_fraction / copy
+    from .bar import speaker_voicing_ratios
+
+    ratios = speaker_voicing_ratios(report)
+    speakers, emotions = list(ratios), list(report.emotions)
+    ratio = np.array([[ratios[s].get(e, np.nan) for e in emotions] for s in speakers], dtype=float)
     figure, (axis,) = _figure(1.6 + 0.9 * len(emotions), 1.4 + 0.6 * len(speakers))
     _matrix(axis, np.clip(ratio, 0, 1), speakers, emotions, "RdYlGn",
             "voiced fraction: synthesized / real mel vocoded", "emotion", "speaker")  # fmt: skip
