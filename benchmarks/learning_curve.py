@@ -166,7 +166,7 @@ def main() -> None:
         out = args.out / f"{args.judge.stem}_{int(args.judge.stat().st_mtime)}"
         data, hours, steps = judge_snapshot(args.judge, args.template, args.features, out, args.setting,
                                             args.sentences)
-        rows.append(row_from_report(data, args.label or f"{args.judge.stem}, step {steps} (EMA)", hours, steps,
+        rows.append(row_from_report(data, args.label or f"step {steps} (EMA)", hours, steps,
                                     args.series, args.guidance))
         write_rows(args.csv, rows)
     elif args.add:
