@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--judge", type=Path, help="a series snapshot (recipes/demo/snapshots/<family>.pt) to judge and add")
     parser.add_argument("--template", type=Path, help="--judge: a tts.pt of the same recipe (its config)")
     parser.add_argument("--features", type=Path, default=Path("data/demo/features"))
-    parser.add_argument("--setting", default="10,1.5,1,weighted", help="--judge: steps,tau,guidance,encoder[,solver]")
+    parser.add_argument("--setting", default="10,1.5,1,weighted", help="--judge: steps,tau,guidance,encoder[,solver[,guidance_reference]]")
     parser.add_argument("--sentences", type=int, default=4, help="--judge: val sentences (round-robin over speakers)")
     parser.add_argument("--out", type=Path, default=Path("runs/curve"))
     parser.add_argument("--threads", type=int, default=2, help="--judge: torch threads")

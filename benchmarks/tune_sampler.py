@@ -3,7 +3,7 @@
 Two grids, one summary row per setting:
   --what solver : (solver, steps, τ) on single emotions only: accuracy of the independent judge
                   SER (emomix_cli/assets/judge_ser.pt, else the model's own, said in the header); fast
-  --what defaults : (steps, τ, guidance, encoder condition) with the full eval on val and ALL the
+  --what defaults : (steps, τ, guidance [and its reference], encoder condition) with the full eval on val and ALL the
                   independent judges but DNSMOS: Whisper WER, pYIN voiced fraction, second-SER UA,
                   intensity ρ, blends; objective = UA + voiced − WER (higher is better)
   --what window : (k_max, k_min) with the full eval on val (second-SER UA, mean intensity ρ of
@@ -73,10 +73,13 @@ def window_grid(args) -> None:
 
 
 def parse_setting(text: str) -> SynthesisOptions:
-    """``steps,tau,guidance,encoder_condition[,solver]`` (the solver: the model's by default)."""
-    steps, tau, guidance, condition, *solver = text.split(",")
+    """``steps,tau,guidance,encoder_condition[,solver[,guidance_reference]]`` (left out or
+    empty: the model's)."""
+    steps, tau, guidance, condition, *rest = text.split(",")
+    solver, reference = (rest + ["", ""])[:2]
     return SynthesisOptions(steps=int(steps), temperature=float(tau), guidance=float(guidance),
-                            encoder_condition=condition, solver=solver[0] if solver else None)
+                            encoder_condition=condition, solver=solver or None,
+                            guidance_reference=reference or None)
 
 
 def defaults_grid(args) -> None:
@@ -92,7 +95,8 @@ def defaults_grid(args) -> None:
                           max_sentences=args.sentences, judges=judges, progress=False,
                           guidance_levels=args.guidance_sweep)
         h = headline(report)
-        print(f"| {options.steps} | {options.solver or 'default'} | {options.temperature} | {options.guidance:g} | {options.encoder_condition} "
+        w = f"{options.guidance:g}" + (f" ({options.guidance_reference})" if options.guidance_reference else "")
+        print(f"| {options.steps} | {options.solver or 'default'} | {options.temperature} | {w} | {options.encoder_condition} "
               + "".join(f"| {_fmt(h[k])} " for k in ("wer", "voiced", "ua", "rho_ser", "rho_prosody", "between"))
               + f"| {h['passed']}/{h['judged']} | {_fmt(h['objective'])} |", flush=True)  # fmt: skip
         for row in report.guidance.rows if report.guidance else []:
@@ -108,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--what", choices=["solver", "window", "defaults"], default="solver")
     parser.add_argument("--settings", nargs="+", default=["10,1.0,1,weighted", "10,1.0,2,weighted"],
-                        help="steps,tau,guidance,encoder_condition[,solver] (--what defaults)")
+                        help="steps,tau,guidance,encoder_condition[,solver[,guidance_reference]] (--what defaults)")
     parser.add_argument("--model", default=str(DEMO_MODEL))
     parser.add_argument("--features", required=True)
     parser.add_argument("--judge-ser", default=None, help="independent SER (default: the shipped judge SER for the demo corpus)")

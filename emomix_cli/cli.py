@@ -238,6 +238,7 @@ def mix(
     k_min: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="... down to noise level k_min (0 = data).")] = None,
     guidance: Annotated[float | None, typer.Option(min=0.0, help="Guidance w: o_∅ + w·Σγ(o_i − o_∅), o the score or velocity; 1 = plain Eq. 8 (default: the model's).")] = None,
     encoder_condition: Annotated[str | None, typer.Option(help="weighted | base | neutral: the emotion the text encoder and durations see (default: the model's).")] = None,
+    guidance_reference: Annotated[str | None, typer.Option(help="null | neutral: what guidance w ≠ 1 extrapolates away from, the decoder's null emotion or Neutral speech on the same timing (default: the model's).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same audio).")] = 0,
     solver: Annotated[str | None, typer.Option(help="score2d models: euler | euler-sde | heun | dpm2m; flow1d models: euler | midpoint | heun (default: the model's)")] = None,
     length_scale: Annotated[float, typer.Option(min=0.1, help="Speaking-rate scale (>1 slower).")] = 1.0,
@@ -262,7 +263,7 @@ def mix(
         raise EmomixError('text is empty; give the sentence to speak, e.g. emomix mix "Hello there." --happy 1')
     options = SynthesisOptions(
         steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
-        guidance=guidance, encoder_condition=encoder_condition, speaker=speaker,
+        guidance=guidance, encoder_condition=encoder_condition, guidance_reference=guidance_reference, speaker=speaker,
         speaker_wav=speaker_wav, seed=seed, length_scale=length_scale,
     )
     run_mix(
@@ -297,8 +298,9 @@ def evaluate(
     k_min: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
     guidance: Annotated[float | None, typer.Option(min=0.0, help="Guidance w (default: the model's).")] = None,
     encoder_condition: Annotated[str | None, typer.Option(help="weighted | base | neutral (default: the model's).")] = None,
+    guidance_reference: Annotated[str | None, typer.Option(help="null | neutral: what guidance extrapolates away from (default: the model's).")] = None,
     max_sentences: Annotated[int, typer.Option(min=1, help="Sentences of the split.")] = EVAL_MAX_SENTENCES,
-    guidance_sweep: Annotated[str | None, typer.Option(help="Guidance levels to judge, e.g. 1,2,3, or off (default: 1,2,3 for models trained with condition dropout).")] = None,
+    guidance_sweep: Annotated[str | None, typer.Option(help="Guidance levels to judge, e.g. 1,2,3, or off (default: 1,2,3 when the model can be guided).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     vocoder: Annotated[str, typer.Option(help="hifigan (UNIVERSAL_V1) | griffinlim (voicing not judged)")] = "hifigan",
     vocoder_checkpoint: Annotated[Path | None, typer.Option(help="Another HiFi-GAN generator checkpoint.")] = None,
@@ -319,7 +321,8 @@ def evaluate(
 
         torch.set_num_threads(threads)
     options = SynthesisOptions(steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
-                               guidance=guidance, encoder_condition=encoder_condition, seed=seed)
+                               guidance=guidance, encoder_condition=encoder_condition,
+                               guidance_reference=guidance_reference, seed=seed)
     levels = parse_guidance_levels(guidance_sweep)
     model = model or default_model()
     judge_ser = judge_ser or default_judge_ser(features, model)

@@ -34,7 +34,9 @@ from .tts import flow, load_tts, sampling
 from .tts.mixing import (
     ENCODER_CONDITIONS,
     NEUTRAL,
+    NULL,
     MixedOutput,
+    Reference,
     check_guidance,
     condition_for_encoder,
     normalise_weights,
@@ -43,7 +45,7 @@ from .tts.sampling import DEFAULT_TEMPERATURE
 
 # used only for settings a model does not store (the shipped model stores its own)
 FALLBACK_SAMPLER = {"steps": 10, "temperature": DEFAULT_TEMPERATURE, "solver": "euler", "k_max": 1.0, "k_min": 0.0,
-                    "guidance": 1.0, "encoder_condition": "weighted"}
+                    "guidance": 1.0, "encoder_condition": "weighted", "guidance_reference": NULL}
 SENTENCE_PAUSE_S = 0.25
 
 
@@ -51,7 +53,7 @@ SENTENCE_PAUSE_S = 0.25
 class SynthesisOptions:
     """Every option of one synthesis job (``emomix mix``, ``eval``, a notebook).
 
-    The sampler settings (``steps`` … ``encoder_condition``) may be None: :meth:`resolve` fills
+    The sampler settings (``steps`` … ``guidance_reference``) may be None: :meth:`resolve` fills
     them from the model's stored defaults. ``speaker``: a training speaker's name or index;
     ``speaker_wav``: a reference wav (wav2vec2 models). ``sequential`` evaluates the emotion
     conditions one model call each (the benchmark's baseline; same result)."""
@@ -61,8 +63,9 @@ class SynthesisOptions:
     solver: str | None = None
     k_max: float | None = None
     k_min: float | None = None
-    guidance: float | None = None  # w in s_∅ + w Σ γ_i (s_i − s_∅); 1 = Eq. 8
+    guidance: float | None = None  # w in s_ref + w Σ γ_i (s_i − s_ref); 1 = Eq. 8
     encoder_condition: str | None = None  # weighted | base | neutral
+    guidance_reference: str | None = None  # s_ref: null (learned null emotion) | neutral
     speaker: str | int | None = None
     speaker_wav: str | Path | None = None
     seed: int = 0
@@ -91,10 +94,10 @@ class SynthesisOptions:
             raise EmomixError(f"temperature must be > 0, got {self.temperature}; 1.0 is the usual")
         if int(self.steps) < 1:
             raise EmomixError(f"steps must be ≥ 1, got {self.steps}")
-        check_guidance(model, float(self.guidance))
+        check_guidance(model, float(self.guidance), self.guidance_reference)
 
     def sampler(self) -> dict:
-        """The sampler settings (for reports): steps … encoder_condition."""
+        """The sampler settings (for reports): steps … guidance_reference."""
         return {key: getattr(self, key) for key in FALLBACK_SAMPLER}
 
 
@@ -216,8 +219,9 @@ def synthesize_mels(bundle, text: str, weights: Mapping[str, float],
         raise EmomixError("text is empty; give a sentence with words to speak")
     model = bundle.model
     name, speaker_input = resolve_speaker(bundle, options.speaker, options.speaker_wav)
-    wanted = list(weights_used) + ([NEUTRAL] if options.encoder_condition == NEUTRAL else [])
-    prototypes = emotion_prototypes(bundle, dict.fromkeys(wanted), name)
+    from_neutral = options.guidance != 1.0 and options.guidance_reference == NEUTRAL
+    extra = [NEUTRAL] if options.encoder_condition == NEUTRAL or from_neutral else []
+    prototypes = emotion_prototypes(bundle, dict.fromkeys([*weights_used, *extra]), name)
     generator = torch.Generator().manual_seed(int(options.seed))
     timings = {"text": 0.0, "encoder": 0.0, "decoder": 0.0}
     pause = round(SENTENCE_PAUSE_S * bundle.audio.sample_rate / bundle.audio.hop_length)  # frames
@@ -228,21 +232,27 @@ def synthesize_mels(bundle, text: str, weights: Mapping[str, float],
         prototypes = {k: v.to(device) for k, v in prototypes.items()}
         spk = model.speaker_vector(None if speaker_input is None else speaker_input.to(device))
         emotion = condition_for_encoder(prototypes, weights_used, options.encoder_condition)[None]
-        conditions = {n: (prototypes[n], None if spk is None else spk[0]) for n in weights_used}
+        conditions = {n: (prototypes[n], None if spk is None else spk[0])
+                      for n in dict.fromkeys([*weights_used, *([NEUTRAL] if from_neutral else [])])}
         for sentence in sentences:
             tick = time.perf_counter()
             ids = text_to_ids(sentence, bundle.symbols, language)
             tokens = torch.tensor([ids], dtype=torch.long, device=device)
             tock = time.perf_counter()
             timings["text"] += tock - tick
-            encoded = model.encode(tokens, torch.tensor([len(ids)], device=device), emotion, spk,
-                                   length_scale=options.length_scale)
+            lengths = torch.tensor([len(ids)], device=device)
+            encoded = model.encode(tokens, lengths, emotion, spk, length_scale=options.length_scale)
             frames = int(encoded["y_lengths"][0])
             mu, mask = fill_padding(encoded["mu_y"], frames)
+            reference = Reference()
+            if from_neutral:  # Neutral speech on the mix's own timing (docs/DESIGN.md §1.4)
+                neutral_mu = mu if options.encoder_condition == NEUTRAL else fill_padding(model.encode(
+                    tokens, lengths, prototypes[NEUTRAL][None], spk, durations=encoded["durations"])["mu_y"], frames)[0]
+                reference = Reference(NEUTRAL, NEUTRAL, neutral_mu)
             tick = time.perf_counter()
             timings["encoder"] += tick - tock
             mixed = MixedOutput(model, mu, mask, conditions, weights_used, options.k_max,
-                                options.k_min, options.sequential, options.guidance)
+                                options.k_min, options.sequential, options.guidance, reference)
             mel = model.sample(mixed, mu, mask, options.solver, int(options.steps),
                                options.temperature, generator)
             timings["decoder"] += time.perf_counter() - tick
@@ -422,10 +432,11 @@ def run_mix(
         save_mel_png(result.mel, mel_png, title=mix_label(result.weights_used))
     if console is not None:
         used = result.options
+        guided = f"guidance {used.guidance:g}" + (f" from {used.guidance_reference}" if used.guidance != 1 else "")
         console.print(
             f"[green]wrote[/] {output}  [bold]{mix_label(result.weights_used)}[/]  speaker "
             f"{result.speaker}  {result.duration_s:.2f} s audio  RTF {result.rtf:.2f} "
-            f"({used.solver}, {used.steps} steps, guidance {used.guidance:g}, {vocoder})",
+            f"({used.solver}, {used.steps} steps, {guided}, {vocoder})",
             highlight=False,
         )
     return result

@@ -79,3 +79,14 @@ def test_learning_curve_judges_only_series_snapshots_that_store_their_hours(tmp_
     with pytest.raises(EmomixError, match="stores no series hours; write it with recipes/demo/cpu_train.sh"):
         learning_curve.judge_snapshot(bare, tmp_path / "tts.pt", tmp_path, tmp_path / "out", "10,1.5,1,weighted", 4)
     assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_a_sampler_setting_reads_its_optional_solver_and_guidance_reference():
+    from benchmarks.tune_sampler import parse_setting
+
+    def fields(o):
+        return o.steps, o.temperature, o.guidance, o.encoder_condition, o.solver, o.guidance_reference
+
+    assert fields(parse_setting("10,1.5,1,weighted")) == (10, 1.5, 1.0, "weighted", None, None)
+    assert fields(parse_setting("4,2,2,base,midpoint,neutral")) == (4, 2.0, 2.0, "base", "midpoint", "neutral")
+    assert fields(parse_setting("10,2,1.5,weighted,,neutral")) == (10, 2.0, 1.5, "weighted", None, "neutral")

@@ -158,6 +158,18 @@ def test_guidance_on_the_shipped_model_changes_the_audio(tmp_path):
     assert plain.read_bytes() != guided.read_bytes()
 
 
+def test_guidance_from_neutral_on_the_shipped_model(tmp_path):
+    out = tmp_path / "neutral_ref.wav"
+    bad = invoke("mix", "Hi.", "--happy", "1", "--guidance", "2", "--guidance-reference", "zero", "-o", out)
+    assert_one_line_error(bad, "unknown guidance reference 'zero'")
+    assert not out.exists()
+    result = invoke("mix", "Hi.", "--happy", "1", "--steps", "2", "--guidance", "2",
+                    "--guidance-reference", "neutral", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "guidance 2 from neutral" in said(result)
+    assert out.stat().st_size > 1000
+
+
 def test_verbose_prints_the_cause_chain(tmp_path):
     quiet = invoke("mix", "Hi.", "--happy", "1", "--solver", "rk9", "-o", tmp_path / "x.wav")
     loud = invoke("--verbose", "mix", "Hi.", "--happy", "1", "--solver", "rk9", "-o", tmp_path / "x.wav")

@@ -287,6 +287,30 @@ def test_guided_velocities_follow_the_guidance_formula():
             assert torch.allclose(got, expected, atol=1e-5)
 
 
+def test_guidance_from_neutral_uses_neutral_at_its_own_prior():
+    """o = o_N(μ_N) + w Σ γ_i (o_i(μ) − o_N(μ_N)): the reference row is Neutral's condition at
+    Neutral's μ, in the same single call, and needs no condition dropout."""
+    from emomix_cli.tts.mixing import Reference
+
+    model = _perturbed_flow_model()
+    x, mu, mask, vectors, spk = _mix_inputs(model)
+    mu_neutral = mu.flip(-1) + 0.5
+    weights = {"angry": 0.6, "happy": 0.4}
+    conditions = {"angry": (vectors["angry"], spk), "happy": (vectors["happy"], spk),
+                  "neutral": (vectors["sad"], spk)}
+    reference = Reference("neutral", "neutral", mu_neutral)
+    with torch.no_grad():
+        per = {n: model.velocity(x, mask, mu, 0.3, vectors[n][None], spk[None]) for n in weights}
+        ref = model.velocity(x, mask, mu_neutral, 0.3, vectors["sad"][None], spk[None])
+        at_own_mu = model.velocity(x, mask, mu, 0.3, vectors["sad"][None], spk[None])
+        for w in (0.0, 2.0):
+            mixed = MixedOutput(model, mu, mask, conditions, weights, guidance=w, reference=reference)
+            expected = ref + w * sum(g * (per[n] - ref) for n, g in weights.items())
+            assert torch.allclose(mixed(x, 0.3), expected, atol=1e-5)
+            assert mixed.n_forward == 1
+    assert not torch.allclose(ref, at_own_mu, atol=1e-3)  # μ_N really reaches the reference row
+
+
 @pytest.mark.parametrize("k_max,k_min", [(0.6, 0.2), (1.0, 0.0), (0.35, 0.35)])
 def test_the_window_means_the_same_noise_level_in_both_families(k_max, k_min):
     flow_mixer = MixedOutput(flow_model(), torch.zeros(1, 16, 8), torch.ones(1, 1, 8),

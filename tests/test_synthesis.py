@@ -246,6 +246,36 @@ def test_guidance_needs_a_model_with_a_null_emotion(bundle, vocoder):
         _say(bundle, vocoder, guidance=float("nan"))
 
 
+def test_guidance_from_neutral_needs_no_null_emotion_and_keeps_the_timing(bundle, vocoder):
+    plain = _say(bundle, vocoder, seed=3)
+    guided = _say(bundle, vocoder, seed=3, guidance=2.0, guidance_reference="neutral")
+    assert guided.options.guidance_reference == "neutral"
+    assert guided.mel.shape == plain.mel.shape  # Neutral's prior is laid on the mix's durations
+    assert not (guided.mel == plain.mel).all()
+    # w = 1 never evaluates the reference: the same audio whatever it is
+    assert (_say(bundle, vocoder, seed=3, guidance_reference="neutral").mel == plain.mel).all()
+    with pytest.raises(EmomixError, match="unknown guidance reference 'zero'; use null, neutral"):
+        _say(bundle, vocoder, guidance=2.0, guidance_reference="zero")
+
+
+def test_encode_lays_a_prior_on_given_durations(bundle):
+    model = bundle.model
+    tokens = torch.tensor([[3, 5, 7, 9]])
+    lengths = torch.tensor([4])
+    protos = emotion_prototypes(bundle, ["angry", "neutral"], None)
+    spk = model.speaker_vector(torch.tensor([0]))
+    with torch.no_grad():
+        angry = model.encode(tokens, lengths, protos["angry"][None], spk)
+        durations = torch.tensor([[1.0, 4.0, 2.0, 3.0]])
+        neutral = model.encode(tokens, lengths, protos["neutral"][None], spk, durations=durations)
+    assert int(neutral["y_lengths"][0]) == 10
+    assert neutral["durations"].tolist() == durations.tolist()
+    # frame j takes the μ_x of the token whose span holds it
+    spans = [0] * 1 + [1] * 4 + [2] * 2 + [3] * 3
+    assert torch.allclose(neutral["mu_y"][0, :, :10], neutral["mu_x"][0][:, spans])
+    assert not torch.allclose(neutral["mu_x"], angry["mu_x"])
+
+
 @pytest.fixture(scope="module")
 def guided_bundle(bundle):
     from dataclasses import replace

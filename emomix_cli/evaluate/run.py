@@ -30,7 +30,7 @@ from ..ser import load_ser, ser_from_payload
 from ..synthesis import SynthesisOptions, synthesize_mels
 from ..text import phonemize
 from ..tts import load_tts
-from ..tts.mixing import check_guidance
+from ..tts.mixing import NULL, check_guidance
 from . import DEFAULT_MAX_SENTENCES, DEFAULT_SPLIT, SPLITS, scoring
 from .bar import quality_bar
 from .judges import (
@@ -223,13 +223,13 @@ def run_eval(
     a ready panel (tests pass stand-ins); default :func:`~.judges.load_judges`. ``vocoder``: a
     name, a vocoder object, or None for HiFi-GAN UNIVERSAL_V1. ``guidance_levels``: the guidance
     sweep (every emotion again at each w, judged; ``scoring.guidance``); None = 1, 2, 3 when the
-    model was trained with condition dropout, else none; an empty list turns it off. Runs ``max_sentences × (E + 3(E−1) + (E−1)(E−2))``
+    model can be guided (condition dropout, or ``options.guidance_reference`` neutral), else none; an empty list turns it off. Runs ``max_sentences × (E + 3(E−1) + (E−1)(E−2))``
     syntheses.
     """
     _check_arguments(split, max_sentences)
     bundle, ser = _load_models(model_path, ser_path, device)
     options = (options or SynthesisOptions()).resolve(bundle)
-    levels = _guidance_levels(guidance_levels, bundle)
+    levels = _guidance_levels(guidance_levels, bundle, options.guidance_reference)
     store = FeatureStore(features) if features is not None else None
     if judges is None:
         judges = load_judges(judge_ser or default_judge_ser(features, model_path), device)
@@ -359,14 +359,16 @@ def parse_guidance_levels(text: str | None) -> list[float] | None:
         raise EmomixError(f"--guidance-sweep takes comma-separated numbers like 1,2,3 (or off), got '{text}'") from None
 
 
-def _guidance_levels(levels, bundle) -> list[float]:
-    """The sweep's levels, sorted and unique: explicit ones are checked against the model (w ≠ 1
-    needs condition dropout: one clear error); None = the default when the model supports it."""
+def _guidance_levels(levels, bundle, reference: str) -> list[float]:
+    """The sweep's levels, sorted and unique: explicit ones are checked against the model and the
+    guidance reference (w ≠ 1 from the null emotion needs condition dropout: one clear error);
+    None = the default when the model can be guided from that reference."""
     if levels is None:
-        return list(scoring.GUIDANCE_LEVELS) if getattr(bundle.model, "supports_guidance", False) else []
+        guided = reference != NULL or getattr(bundle.model, "supports_guidance", False)
+        return list(scoring.GUIDANCE_LEVELS) if guided else []
     levels = sorted({float(w) for w in levels})
     for w in levels:
-        check_guidance(bundle.model, w)
+        check_guidance(bundle.model, w, reference)
     return levels
 
 

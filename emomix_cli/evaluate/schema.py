@@ -233,6 +233,7 @@ class Config(Section):
     k_min: float | None = None
     guidance: float | None = None
     encoder_condition: str | None = None
+    guidance_reference: str | None = None  # null | neutral (reports before it: null)
     seed: int | None = None
     vocoder: str | None = None
     n_sentences: int | None = None

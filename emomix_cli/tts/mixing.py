@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 
@@ -107,6 +108,24 @@ def plan_schedule(weights: Mapping[str, float], k_max: float, k_min: float, t: f
 
 ENCODER_CONDITIONS = ("weighted", "base", "neutral")
 NEUTRAL = "neutral"
+NULL = "null"
+# what guidance extrapolates away from (docs/DESIGN.md §1.4): the decoder's learned null emotion
+# at the mix's own μ, or Neutral speech (Neutral's prototype in the decoder and in the encoder)
+GUIDANCE_REFERENCES = (NULL, NEUTRAL)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Guidance's reference row o_ref in ``o_ref + w Σ γ_i (o_i − o_ref)``.
+
+    ``reference`` names it (:data:`GUIDANCE_REFERENCES`). ``condition``: the key of
+    ``MixedOutput``'s conditions evaluated in that row, or None for the learned null emotion;
+    ``mu``: that row's prior (the same shape as the mix's μ, on the same durations), or None for
+    the mix's own μ."""
+
+    reference: str = NULL
+    condition: str | None = None
+    mu: torch.Tensor | None = None
 
 
 def condition_for_encoder(
@@ -149,7 +168,8 @@ class MixedOutput:
     and mask broadcast across conditions (a view when B = 1); ``model.noise_level(t)`` maps the
     family's time to the window's unit. ``sequential=True`` makes M separate calls instead (the
     benchmark's baseline); both give the same result. ``n_forward`` counts the model calls and
-    ``n_evaluations`` the evaluations of the mix.
+    ``n_evaluations`` the evaluations of the mix. ``guidance`` w ≠ 1 adds the ``reference`` row
+    (:class:`Reference`; default: the null emotion at the same μ) to the same call.
     """
 
     def __init__(
@@ -163,13 +183,18 @@ class MixedOutput:
         k_min: float = 0.0,
         sequential: bool = False,
         guidance: float = 1.0,
+        reference: Reference | None = None,
     ):
         _check_thresholds(k_max, k_min)
-        check_guidance(model, guidance)
+        self.reference = reference or Reference()
+        check_guidance(model, guidance, self.reference.reference)
         missing = [name for name, w in weights.items() if w > 0 and name not in conditions]
+        if self.reference.condition is not None and self.reference.condition not in conditions:
+            missing.append(self.reference.condition)
         if missing:
             raise ValueError(f"no condition vectors for {missing}")
         self.model, self.mu, self.mask = model, mu, mask
+        self.mu_reference = mu if self.reference.mu is None else self.reference.mu
         self.weights = dict(weights)
         self.k_max, self.k_min, self.sequential = k_max, k_min, sequential
         self.guidance = float(guidance)
@@ -197,40 +222,48 @@ class MixedOutput:
         return torch.einsum("bm...,m->b...", scores, coefficients)
 
     def _forward(self, x: torch.Tensor, t: float, names: list[str | None]) -> torch.Tensor:
-        """One model call on ``B × len(names)`` rows (utterance-major); ``None`` is the null
-        (unconditional) emotion, which borrows any condition's vectors and is masked out."""
+        """One model call on ``B × len(names)`` rows (utterance-major); ``None`` is guidance's
+        reference row: the learned null emotion (which borrows any condition's vectors and is
+        masked out), or the reference condition at the reference μ (:class:`Reference`)."""
         self.n_forward += 1
         m, batch = len(names), x.shape[0]
-        any_name = next(iter(self.conditions))
-        picked = [self.conditions[n if n is not None else any_name] for n in names]
+        ref = self.reference.condition or next(iter(self.conditions))
+        picked = [self.conditions[n if n is not None else ref] for n in names]
         emotion = torch.stack([e for e, _ in picked], dim=1).flatten(0, 1)
         spk = None if picked[0][1] is None else torch.stack([s for _, s in picked], dim=1).flatten(0, 1)
-        extra = {}  # only guided calls pass the null-row flags (any score callable works otherwise)
-        if None in names:
+        extra = {}  # only null-guided calls pass the null-row flags (any callable works otherwise)
+        if None in names and self.reference.condition is None:
             flags = torch.tensor([n is None for n in names], device=x.device)
             extra["unconditional"] = flags.repeat(batch)
+        if None in names and self.mu_reference is not self.mu:
+            mu = torch.stack([self.mu_reference if n is None else self.mu for n in names], dim=1).flatten(0, 1)
+        else:
+            mu = _repeat(self.mu, m)
         times = torch.full((batch * m,), t, dtype=x.dtype, device=x.device)
-        return self.model.network_output(_repeat(x, m), _repeat(self.mask, m), _repeat(self.mu, m),
+        return self.model.network_output(_repeat(x, m), _repeat(self.mask, m), mu,
                                          times, emotion, spk, **extra)
 
 
-def check_guidance(model, guidance: float) -> None:
-    """Guidance w must be finite and ≥ 0; w ≠ 1 needs a model trained with condition dropout."""
+def check_guidance(model, guidance: float, reference: str = NULL) -> None:
+    """Guidance w must be finite and ≥ 0 and the reference one of :data:`GUIDANCE_REFERENCES`;
+    w ≠ 1 from the null reference needs a model trained with condition dropout."""
     if not math.isfinite(guidance) or guidance < 0:
         raise EmomixError(f"guidance must be a finite number ≥ 0, got {guidance}")
-    if guidance != 1.0 and not getattr(model, "supports_guidance", False):
+    if reference not in GUIDANCE_REFERENCES:
+        raise EmomixError(f"unknown guidance reference '{reference}'; use {', '.join(GUIDANCE_REFERENCES)}")
+    if guidance != 1.0 and reference == NULL and not getattr(model, "supports_guidance", False):
         raise EmomixError(
-            f"guidance {guidance:g} needs a model trained with condition dropout "
-            "(model.cond_dropout > 0); this one has no unconditional score, so use --guidance 1"
+            f"guidance {guidance:g} from the null emotion needs a model trained with condition "
+            "dropout (model.cond_dropout > 0); use --guidance-reference neutral or --guidance 1"
         )
 
 
 def guided_coefficients(active: Mapping[str, float], guidance: float) -> list[tuple[str | None, float]]:
-    """Rows and coefficients of ``o = o_∅ + w Σ γ_i (o_i − o_∅)`` (docs/DESIGN.md §1.4), o the
-    score or the velocity.
+    """Rows and coefficients of ``o = o_ref + w Σ γ_i (o_i − o_ref)`` (docs/DESIGN.md §1.4), o
+    the score or the velocity, o_ref the reference row (the null emotion or Neutral speech).
 
-    w = 1 gives exactly Eq. 8, ``Σ γ_i s_i`` with no null row; otherwise the null row (None)
-    gets ``1 − w Σ γ_i`` and each emotion ``w γ_i``."""
+    w = 1 gives exactly Eq. 8, ``Σ γ_i s_i`` with no reference row; otherwise the reference row
+    (None) gets ``1 − w Σ γ_i`` and each emotion ``w γ_i``."""
     rows: list[tuple[str | None, float]] = [(n, float(g)) for n, g in active.items()]
     if guidance == 1.0:
         return rows

@@ -309,12 +309,14 @@ class EmoMixTTS(nn.Module):
         emotion: Tensor | None,
         spk: Tensor | None = None,
         length_scale: float = 1.0,
+        durations: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Text → frame-level prior.
 
         ``tokens [B, L]`` long, ``token_lengths [B]``, ``emotion [B, emotion_dim]``,
         ``spk = speaker_vector(...) [B, spk_emb_dim]`` or None. Durations are
-        ``ceil(exp(log w) · length_scale)``. Returns ``mu_y [B, n_feats, T]`` and
+        ``ceil(exp(log w) · length_scale)``, or the given ``durations [B, L]`` (frames per token,
+        e.g. another condition's, so that two priors share one timing). Returns ``mu_y [B, n_feats, T]`` and
         ``y_mask [B, 1, T]`` with T padded to a multiple of 4, ``y_lengths [B]``,
         ``durations [B, L]`` (frames per token), ``mu_x [B, n_feats, L]``, ``x_mask [B, 1, L]``,
         ``logw [B, 1, L]``.
@@ -322,7 +324,10 @@ class EmoMixTTS(nn.Module):
         self._check_spk(spk)
         emo = self.emotion_vector(emotion)
         mu_x, logw, x_mask = self._encode_tokens(tokens, token_lengths, emo, spk)
-        durations = torch.ceil(torch.exp(logw) * x_mask * length_scale)  # [B, 1, L]
+        if durations is None:
+            durations = torch.ceil(torch.exp(logw) * x_mask * length_scale)  # [B, 1, L]
+        else:
+            durations = durations.to(mu_x.dtype).reshape(x_mask.shape) * x_mask
         y_lengths = durations.sum(dim=(1, 2)).clamp_min(1).long()
         length = fix_len_compatibility(int(y_lengths.max()), self.decoder.n_downsamplings)
         y_mask = sequence_mask(y_lengths, length).unsqueeze(1).to(mu_x.dtype)
