@@ -232,8 +232,7 @@ def synthesize_mels(bundle, text: str, weights: Mapping[str, float],
         prototypes = {k: v.to(device) for k, v in prototypes.items()}
         spk = model.speaker_vector(None if speaker_input is None else speaker_input.to(device))
         emotion = condition_for_encoder(prototypes, weights_used, options.encoder_condition)[None]
-        conditions = {n: (prototypes[n], None if spk is None else spk[0])
-                      for n in dict.fromkeys([*weights_used, *([NEUTRAL] if from_neutral else [])])}
+        conditions = {n: (vector, None if spk is None else spk[0]) for n, vector in prototypes.items()}
         for sentence in sentences:
             tick = time.perf_counter()
             ids = text_to_ids(sentence, bundle.symbols, language)
@@ -246,9 +245,12 @@ def synthesize_mels(bundle, text: str, weights: Mapping[str, float],
             mu, mask = fill_padding(encoded["mu_y"], frames)
             reference = Reference()
             if from_neutral:  # Neutral speech on the mix's own timing (docs/DESIGN.md §1.4)
-                neutral_mu = mu if options.encoder_condition == NEUTRAL else fill_padding(model.encode(
-                    tokens, lengths, prototypes[NEUTRAL][None], spk, durations=encoded["durations"])["mu_y"], frames)[0]
-                reference = Reference(NEUTRAL, NEUTRAL, neutral_mu)
+                neutral_mu = mu
+                if options.encoder_condition != NEUTRAL:
+                    neutral = model.encode(tokens, lengths, prototypes[NEUTRAL][None], spk,
+                                           durations=encoded["durations"])
+                    neutral_mu = fill_padding(neutral["mu_y"], frames)[0]
+                reference = Reference(NEUTRAL, neutral_mu)
             tick = time.perf_counter()
             timings["encoder"] += tick - tock
             mixed = MixedOutput(model, mu, mask, conditions, weights_used, options.k_max,

@@ -298,7 +298,7 @@ def test_guidance_from_neutral_uses_neutral_at_its_own_prior():
     weights = {"angry": 0.6, "happy": 0.4}
     conditions = {"angry": (vectors["angry"], spk), "happy": (vectors["happy"], spk),
                   "neutral": (vectors["sad"], spk)}
-    reference = Reference("neutral", "neutral", mu_neutral)
+    reference = Reference("neutral", mu_neutral)
     with torch.no_grad():
         per = {n: model.velocity(x, mask, mu, 0.3, vectors[n][None], spk[None]) for n in weights}
         ref = model.velocity(x, mask, mu_neutral, 0.3, vectors["sad"][None], spk[None])

@@ -118,14 +118,17 @@ GUIDANCE_REFERENCES = (NULL, NEUTRAL)
 class Reference:
     """Guidance's reference row o_ref in ``o_ref + w Σ γ_i (o_i − o_ref)``.
 
-    ``reference`` names it (:data:`GUIDANCE_REFERENCES`). ``condition``: the key of
-    ``MixedOutput``'s conditions evaluated in that row, or None for the learned null emotion;
-    ``mu``: that row's prior (the same shape as the mix's μ, on the same durations), or None for
-    the mix's own μ."""
+    ``condition``: the key of ``MixedOutput``'s conditions evaluated in that row (``neutral``),
+    or None for the learned null emotion; ``mu``: that row's prior (the same shape as the mix's μ,
+    on the same durations), or None for the mix's own μ."""
 
-    reference: str = NULL
     condition: str | None = None
     mu: torch.Tensor | None = None
+
+    @property
+    def name(self) -> str:
+        """The reference as :data:`GUIDANCE_REFERENCES` names it."""
+        return NULL if self.condition is None else self.condition
 
 
 def condition_for_encoder(
@@ -187,7 +190,7 @@ class MixedOutput:
     ):
         _check_thresholds(k_max, k_min)
         self.reference = reference or Reference()
-        check_guidance(model, guidance, self.reference.reference)
+        check_guidance(model, guidance, self.reference.name)
         missing = [name for name, w in weights.items() if w > 0 and name not in conditions]
         if self.reference.condition is not None and self.reference.condition not in conditions:
             missing.append(self.reference.condition)
