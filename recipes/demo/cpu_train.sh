@@ -7,7 +7,8 @@
 # its prototypes (kept in recipes/demo/snapshots/ so every session trains with the same ones);
 # then the acoustic model for MINUTES, resumed from the run's last.pt, else from the committed
 # snapshot recipes/demo/snapshots/<family>.pt (fp16 weights + EMA, Adam restarts), which is
-# written again at the end with the series' wall-clock hours on this machine.
+# written again at the end with the series' wall-clock hours on this machine. A series stops on
+# time (MINUTES), never on the YAML's step count (the flow1d series ran into its 20000 once).
 set -euo pipefail
 family=${FAMILY:-flow1d}; minutes=${MINUTES:-60}
 emomix=${EMOMIX:-emomix}; py=${PYTHON:-python}
@@ -38,7 +39,7 @@ elif [ -f "$snapshot" ]; then start=(--resume "$snapshot"); fi
 begin=$(date +%s)
 $emomix train tts --config "$config" --device cpu "${start[@]}" features="$data/features" \
   ser="$keep/ser.pt" prototypes="$keep/prototypes.pt" run_dir="$run_dir" \
-  train.max_minutes="$minutes" train.ckpt_every=100 train.val_every=0 train.log_every=25 \
+  train.max_minutes="$minutes" train.steps=1000000 train.ckpt_every=100 train.val_every=0 train.log_every=25 \
   ${same[@]+"${same[@]}"} "$@"
 $py - "$run_dir/last.pt" "$snapshot" "$begin" <<'PY'
 import sys, time
