@@ -15,7 +15,9 @@ emomix=${EMOMIX:-emomix}; py=${PYTHON:-python}
 data=${DATA:-data/demo}; runs=${RUNS:-runs/demo}; keep=recipes/demo/snapshots
 # the series differ only in the decoder: score2d takes tts_flow.yaml's other settings, except
 # its decoder segment of 64 frames, the score2d CPU recipe (2.5x cheaper a step than 172 at the
-# same batch; docs/performance.md), so the baseline gets its best CPU-hour
+# same batch; docs/performance.md), so the baseline gets its best CPU-hour. flow1d ran its
+# encoder-emotion dropout at 0.2 until 4.14 h and 0.5 since: past 4.14 h, run score2d with
+# model.enc_cond_dropout=0.5 as an extra argument to keep the two series alike
 case "$family" in
   flow1d) config=recipes/demo/tts_flow.yaml; same=() ;;
   score2d) config=recipes/demo/tts.yaml
