@@ -36,6 +36,9 @@ def jobs(device: str, quick: bool) -> list[tuple[str, list[str]]]:
                    *(["--presets", "small"] if quick else [])]),
         ("prep", ["bench_prep.py", *(["--n", "20"] if quick else [])]),
         ("cold-start", ["bench_cold_start.py", "--repeats", "3" if quick else "5", "--imports", "10"]),
+        ("segments", ["bench_segments.py", "--pairs", "2" if quick else "4"]),
+        ("app", ["bench_app.py", *(["--clients", "1", "4", "--per-client", "2"] if quick else [])]),
+        ("eval", ["bench_eval.py", "--threads", "1", *([] if quick else ["0"])]),
     ]
     if device != "cpu":
         gpu = ["--device", device]

@@ -177,12 +177,17 @@ def load_wav(path: str | Path, cfg: AudioConfig) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def wav_bytes(audio: np.ndarray | torch.Tensor, sample_rate: int) -> bytes:
-    """16-bit PCM mono wav of float audio in [-1, 1] (clipped), as bytes."""
+def pcm16(audio: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Float audio in [-1, 1] (clipped) as 16-bit PCM samples ``[N]``."""
     if isinstance(audio, torch.Tensor):
         audio = audio.detach().float().cpu().numpy()
     audio = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    pcm = (audio * 32767.0).round().astype("<i2")
+    return (audio * 32767.0).round().astype("<i2")
+
+
+def wav_bytes(audio: np.ndarray | torch.Tensor, sample_rate: int) -> bytes:
+    """16-bit PCM mono wav of float audio in [-1, 1] (clipped), as bytes."""
+    pcm = pcm16(audio)
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as handle:
         handle.setnchannels(1)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import functools
 import gc
-import math
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from .assets import DEMO_MODEL
+from .assets import model_path
+from .emotion_weights import parse_emotion_flags
 from .errors import EmomixError
 
 console = Console(stderr=True)
@@ -53,7 +54,8 @@ def friendly(func):
         except EmomixError as error:
             if VERBOSE["on"]:
                 console.print_exception(show_locals=False)
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            # as plain text: the message may quote brackets, e.g. an inline tag '[angy]' or '\['
+            console.print("[bold red]error:[/]", Text(str(error)), highlight=False, soft_wrap=True)
             raise typer.Exit(error.code) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished files are kept; rerun to resume")
@@ -65,39 +67,31 @@ def friendly(func):
     return wrapper
 
 
-def default_model() -> Path:
-    if not DEMO_MODEL.is_file():
-        raise EmomixError(
-            f"the shipped demo model is missing ({DEMO_MODEL}); pass --model CKPT or train one "
-            "with recipes/demo/run.sh"
-        )
-    return DEMO_MODEL
-
-
 # ------------------------------------------------------------------------------------- prep
 @app.command(
-    epilog="Example: emomix prep --dataset demo data/demo_wavs --out data/demo_features --workers 2"
+    epilog="Example: emomix prep --dataset demo data/demo_wavs --out data/demo_features --workers 2\n\n"
+    "emomix prep --dataset demo-natural data/demo_natural/corpus --out data/demo_natural/features --workers 2"
 )
 @friendly
 def prep(
-    src: Annotated[Path, typer.Argument(help="Corpus root (for --dataset demo: where to render it).")],
+    src: Annotated[Path, typer.Argument(help="Corpus root (for --dataset demo or demo-natural: where to render it).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Feature store folder to write.")],
-    dataset: Annotated[str, typer.Option(help="esd | iemocap | ravdess | cremad | manifest | demo")] = "manifest",
+    dataset: Annotated[str, typer.Option(help="esd | iemocap | ravdess | cremad | manifest | demo | demo-natural (natural voices in ESD's layout; pip install 'emomix[natural]')")] = "manifest",
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     speakers: Annotated[str | None, typer.Option(help="Comma-separated speaker filter (ESD).")] = None,
     language: Annotated[str | None, typer.Option(help="en | zh (ESD filter; text front end).")] = None,
     keep_exc: Annotated[bool, typer.Option(help="IEMOCAP: keep 'excited' apart from happy.")] = False,
     improvised_only: Annotated[bool, typer.Option(help="IEMOCAP: improvised sessions only.")] = False,
-    demo_speakers: Annotated[int, typer.Option(min=1, help="demo: number of speakers.")] = 4,
-    demo_sentences: Annotated[int, typer.Option(min=5, help="demo: sentences per speaker and emotion.")] = 150,
-    seed: Annotated[int, typer.Option(help="demo: rendering seed.")] = 0,
+    demo_speakers: Annotated[int, typer.Option(min=1, help="demo, demo-natural: number of speakers.")] = 4,
+    demo_sentences: Annotated[int | None, typer.Option(min=5, help="demo, demo-natural: sentences per speaker and emotion (default: demo 150, demo-natural 300).")] = None,
+    seed: Annotated[int, typer.Option(help="demo, demo-natural: rendering seed.")] = 0,
     symbols: Annotated[str, typer.Option(help="Vocabulary of the ids: emomix | matcha (Matcha-TTS's 178 symbols, to fine-tune its checkpoints).")] = "emomix",
 ):
     """Read a corpus and write the feature store (mels, phonemes, manifest); resumable."""
     from .prep import prep as run_prep
     from .prep import summary_table
 
-    known = ("esd", "iemocap", "ravdess", "cremad", "manifest", "demo")
+    known = ("esd", "iemocap", "ravdess", "cremad", "manifest", "demo", "demo-natural")
     if dataset not in known:
         raise EmomixError(f"unknown dataset '{dataset}'; choose one of: {', '.join(known)}")
     options: dict = {}
@@ -108,7 +102,7 @@ def prep(
             options["language"] = language
     if dataset == "iemocap":
         options.update(keep_exc=keep_exc, improvised_only=improvised_only)
-    if dataset == "demo":
+    if dataset in ("demo", "demo-natural"):
         options.update(n_speakers=demo_speakers, n_sentences=demo_sentences, seed=seed)
     summary = run_prep(dataset, src, out, workers=workers, language=language, symbols=symbols,
                        **options)
@@ -187,41 +181,46 @@ def prototypes(
     console.print(f"[green]prototypes:[/] {path}")
 
 
+# ----------------------------------------------------------------------------------- models
+@app.command(epilog="Example: emomix models; then emomix mix \"Hello.\" --happy 1 --model espeak")
+@friendly
+def models(
+    json_out: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+):
+    """List the models that ship with emomix (for --model NAME), the default marked."""
+    import json
+
+    from rich.table import Table
+
+    from .assets import MODELS, describe
+
+    rows = [describe(m) for m in MODELS.values()]
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table()
+    table.add_column("name", no_wrap=True)  # what --model takes: never wrapped
+    for column in ("decoder", "voices", "emotions", "size"):
+        table.add_column(column)
+    for row in rows:
+        name = f"{row['name']} (default)" if row["default"] else row["name"]
+        table.add_row(name, row["family"], " ".join(row["voices"]), " ".join(row["emotions"]),
+                      f"{row['megabytes']:.1f} MB, {row['parameters'] / 1e6:.1f} M params")
+    out = Console()
+    out.print(table)
+    for row in rows:
+        out.print(f"{row['name']}: {row['description']}; trained by `{row['recipe']}`", highlight=False)
+
+
 # -------------------------------------------------------------------------------------- mix
-def parse_emotion_flags(args: list[str]) -> dict[str, float]:
-    """`--angry 0.6 --happy=0.4` -> {"angry": 0.6, "happy": 0.4}; errors name the flag."""
-    weights: dict[str, float] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--") or len(arg) < 3:
-            raise EmomixError(f"unexpected argument '{arg}'; give the text once and emotions as --<emotion> WEIGHT")
-        name, eq, value = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(args):
-                raise EmomixError(f"--{name} needs a weight, e.g. --{name} 0.6")
-            value = args[i + 1]
-            i += 1
-        try:
-            weight = float(value)
-        except ValueError:
-            raise EmomixError(f"--{name} needs a number, got '{value}'") from None
-        if math.isnan(weight) or math.isinf(weight):
-            raise EmomixError(f"--{name} weight must be a finite number, got {value}")
-        key = name.lower().replace("-", "_")
-        if key in weights:
-            raise EmomixError(f"--{name} is given twice; give each emotion once")
-        weights[key] = weight
-        i += 1
-    return weights
-
-
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     epilog=(
         'Example: emomix mix "I cannot believe you did that." --angry 0.6 --surprise 0.4 -o out.wav\n\n'
         "Emotion flags are the model's own emotions (the demo model: --neutral --angry --happy --sad "
-        "--surprise). A lone weight w < 1 is intensity: w of that emotion, 1-w of neutral."
+        "--surprise). A lone weight w < 1 is intensity: w of that emotion, 1-w of neutral.\n\n"
+        'Inline tags change the emotion along the text: emomix mix "[sad] I lost it. [angry] Who '
+        'took it?" --segments-json seg.json -o out.wav; a ramp: [neutral>angry=0.8] text.'
     ),
 )
 @friendly
@@ -229,7 +228,7 @@ def mix(
     ctx: typer.Context,
     text: Annotated[str | None, typer.Argument(help="Text to speak (omit with --batch).")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output wav (or folder with --batch).")] = Path("out.wav"),
-    model: Annotated[Path | None, typer.Option(help="TTS checkpoint (default: the shipped demo model).")] = None,
+    model: Annotated[str | None, typer.Option(help="A shipped model's name (emomix models) or a tts checkpoint path (default: the default shipped model).")] = None,
     speaker: Annotated[str | None, typer.Option(help="Speaker name or index from the model.")] = None,
     speaker_wav: Annotated[Path | None, typer.Option(help="Reference wav for an unseen speaker (wav2vec2 models).")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Solver steps N (default: the model's).")] = None,
@@ -250,28 +249,61 @@ def mix(
     batch: Annotated[Path | None, typer.Option(help="File of lines 'angry=0.6,happy=0.4|text'.")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     gl_iters: Annotated[int | None, typer.Option(min=1, help="Griffin-Lim iterations (default 32; with --vocoder griffinlim).")] = None,
+    allow_foreign_text: Annotated[bool, typer.Option(help="Speak letters outside the voice's language (espeak reads each as its name, e.g. 'Chinese letter') instead of refusing the text.")] = False,
+    segments_json: Annotated[Path | None, typer.Option(help="Write where each tagged segment lies in the wav (seconds, weights) to this JSON (with --batch: any value writes NNN.json beside each wav).")] = None,
+    transition_ms: Annotated[float | None, typer.Option(min=0.0, help="Cross-fade between tagged segments, in ms (default 80; 0 switches at once).")] = None,
 ):
     """Speak TEXT with a blend of emotions: --<emotion> WEIGHT for each (weights sum to <= 1)."""
     from .synthesis import SynthesisOptions, run_mix
 
-    if batch is not None and (text or ctx.args):
-        given = " ".join(([text] if text else []) + list(ctx.args))
+    args = list(ctx.args)
+    if text is not None and text.startswith("--"):  # click put the first emotion flag in TEXT
+        text, args = None, [text, *args]
+    if batch is not None and (text or args):
+        given = " ".join(([text] if text else []) + args)
         raise EmomixError(f"--batch reads the text and weights from each line of {batch}; drop "
                           f"{given} (write them into the file as 'angry=0.6|text')")
-    weights = parse_emotion_flags(list(ctx.args))
-    if batch is None and (text is None or not text.strip()):
-        raise EmomixError('text is empty; give the sentence to speak, e.g. emomix mix "Hello there." --happy 1')
+    weights = parse_emotion_flags(args)
+    if batch is None and text is None:
+        raise EmomixError('the text to speak is missing; give it first, e.g. emomix mix "Hello there." --happy 1')
     options = SynthesisOptions(
         steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
         guidance=guidance, encoder_condition=encoder_condition, guidance_reference=guidance_reference, speaker=speaker,
-        speaker_wav=speaker_wav, seed=seed, length_scale=length_scale,
+        speaker_wav=speaker_wav, seed=seed, length_scale=length_scale, allow_foreign_text=allow_foreign_text,
+        transition_ms=transition_ms,
     )
     run_mix(
-        text, weights, output, model or default_model(), options, vocoder=vocoder,
+        text, weights, output, model_path(model), options, vocoder=vocoder,
         vocoder_checkpoint=vocoder_checkpoint, vocoder_config=vocoder_config,
         vocoder_precision=vocoder_precision, gl_iters=gl_iters,
-        mel_png=mel_png, batch=batch, device=device, console=console,
+        mel_png=mel_png, batch=batch, device=device, console=console, segments_json=segments_json,
     )
+
+
+# -------------------------------------------------------------------------------------- app
+from . import server as app_defaults  # noqa: E402 (cheap: no torch, no Gradio)
+
+
+@app.command(
+    name="app",
+    epilog="Example: emomix app --port 7860, then open http://127.0.0.1:7860/ or "
+           "curl -o hi.wav 'http://127.0.0.1:7860/api/tts?text=Hello.&angry=0.6&happy=0.4'",
+)
+@friendly
+def app_command(
+    model: Annotated[str | None, typer.Option(help="A shipped model's name (emomix models) or a tts checkpoint path (default: the default shipped model).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = app_defaults.DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = app_defaults.DEFAULT_PORT,
+    max_text_chars: Annotated[int, typer.Option(min=1, help="Longest text one request may send.")] = app_defaults.DEFAULT_MAX_TEXT_CHARS,
+    queue_size: Annotated[int, typer.Option(min=0, help="Requests that may wait behind the running one; more get 503 + Retry-After.")] = app_defaults.DEFAULT_QUEUE_SIZE,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for synthesis (default: torch's; 1 on a machine busy with other work).")] = None,
+):
+    """A local page with a slider per emotion, and GET /api/tts (needs emomix\\[app])."""
+    from .server.page import import_gradio, run_app
+
+    import_gradio()  # the one-line install hint before the model loads
+    run_app(model_path(model), host=host, port=port, max_text_chars=max_text_chars,
+            queue_size=queue_size, threads=threads, console=console)
 
 
 # ------------------------------------------------------------------------------------- eval
@@ -286,7 +318,7 @@ from .evaluate import DEFAULT_SPLIT as EVAL_DEFAULT_SPLIT  # noqa: E402
 @friendly
 def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (report.json + PNGs).")],
-    model: Annotated[Path | None, typer.Option(help="TTS checkpoint (default: the demo model).")] = None,
+    model: Annotated[str | None, typer.Option(help="A shipped model's name (emomix models) or a tts checkpoint path (default: the default shipped model).")] = None,
     ser: Annotated[Path | None, typer.Option(help="Conditioning SER (default: the one inside the model; not independent).")] = None,
     judge_ser: Annotated[Path | None, typer.Option(help="Independent SER judge (default for the demo corpus: the shipped judge SER).")] = None,
     features: Annotated[Path | None, typer.Option(help="Feature store: the split's sentences + the ground-truth row.")] = None,
@@ -308,6 +340,8 @@ def evaluate(
     dnsmos: Annotated[bool, typer.Option(help="Judge naturalness with DNSMOS (needs emomix\\[judges]).")] = True,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch, Whisper and DNSMOS (default: torch's; use 1 next to a training run).")] = None,
+    html: Annotated[bool, typer.Option("--html", help="Also write index.html: a samples page (players, mels, the judges' figures) that opens offline.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit with status 1 when a line of the quality bar fails (the report is written first).")] = False,
 ):
     """Synthesize a split's sentences, intensity sweeps and blends; judge them (Whisper, pYIN,
     a second SER, DNSMOS) against the real audio of the same sentences; check the quality bar."""
@@ -324,14 +358,20 @@ def evaluate(
                                guidance=guidance, encoder_condition=encoder_condition,
                                guidance_reference=guidance_reference, seed=seed)
     levels = parse_guidance_levels(guidance_sweep)
-    model = model or default_model()
+    model = model_path(model)
     judge_ser = judge_ser or default_judge_ser(features, model)
     judges = load_judges(judge_ser, device, asr=whisper, dnsmos=dnsmos, threads=threads)
     report = run_eval(model, ser, out, features=features, split=split, options=options,
                       max_sentences=max_sentences, vocoder=vocoder, vocoder_checkpoint=vocoder_checkpoint,
-                      judges=judges, guidance_levels=levels, device=device)
+                      judges=judges, guidance_levels=levels, device=device, html=html)
     print_report(report)
     console.print(f"[green]report:[/] {out / 'report.json'}")
+    if html:
+        console.print(f"[green]samples page:[/] {out / 'index.html'}")
+    if check:
+        from .evaluate.bar import check_bar
+
+        check_bar(report)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -39,6 +39,9 @@ def _resolved_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "a string"}  # for type errors
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Convert a YAML value to the annotated type, with a clear error when it cannot."""
     origin = typing.get_origin(hint)
@@ -83,16 +86,16 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
         raise EmomixError(f"config key '{where}' must be true or false, got {value!r}")
-    if hint in (int, float, str):
+    if hint in _TYPE_WORDS:
         if value is None:
-            raise EmomixError(f"config key '{where}' must be a {hint.__name__}, got null")
+            raise EmomixError(f"config key '{where}' must be {_TYPE_WORDS[hint]}, got null")
         try:
             if hint is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return hint(value)
         except (TypeError, ValueError):
             raise EmomixError(
-                f"config key '{where}' must be a {hint.__name__}, got {value!r}"
+                f"config key '{where}' must be {_TYPE_WORDS[hint]}, got {value!r}"
             ) from None
     return value
 

@@ -18,6 +18,12 @@ from .config import atomic_write_bytes
 def save_mel_png(mel: np.ndarray | torch.Tensor, path: str | Path, title: str = "") -> Path:
     """Plot a log-mel ``[n_mels, T]`` (low bins at the bottom, with a colour bar) to a PNG,
     written atomically; returns ``path``."""
+    atomic_write_bytes(path, mel_png_bytes(mel, title))
+    return Path(path)
+
+
+def mel_png_bytes(mel: np.ndarray | torch.Tensor, title: str = "") -> bytes:
+    """The picture of :func:`save_mel_png` as PNG bytes."""
     from matplotlib.figure import Figure
 
     mel = mel.detach().float().cpu().numpy() if isinstance(mel, torch.Tensor) else np.asarray(mel)
@@ -31,5 +37,4 @@ def save_mel_png(mel: np.ndarray | torch.Tensor, path: str | Path, title: str = 
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    return buffer.getvalue()

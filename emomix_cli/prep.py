@@ -33,7 +33,7 @@ from .progress import progress_bar
 from .store_layout import CONFIG, EMOTIONS, MANIFEST, MELS, SPEAKERS, mel_path
 from .text import SYMBOL_TABLES, normalize_text, phonemize
 
-DATASETS = ("esd", "iemocap", "ravdess", "cremad", "manifest", "demo")
+DATASETS = ("esd", "iemocap", "ravdess", "cremad", "manifest", "demo", "demo-natural")
 _DEMO_OPTIONS = ("n_speakers", "n_sentences", "seed")
 _CHUNK = 16  # records per worker task: one batched phonemizer call each
 # Starting spawn workers (each imports torch) costs seconds, about what one process needs for a
@@ -122,6 +122,12 @@ def _read_records(dataset: str, src: Path, workers: int, progress: bool, languag
         demo = {k: options.pop(k) for k in _DEMO_OPTIONS if options.get(k) is not None}
         render_demo_corpus(src, workers=workers, progress=progress, **demo)
         dataset = "manifest"
+    if dataset == "demo-natural":  # rendered in ESD's layout, then read as ESD is
+        from .natural_corpus import render_natural_corpus
+
+        demo = {k: options.pop(k) for k in _DEMO_OPTIONS if options.get(k) is not None}
+        render_natural_corpus(src, workers=workers, progress=progress, **demo)
+        dataset = "esd"
     if language is not None and "language" in reader_options(dataset):
         options["language"] = language
         language = None

@@ -12,15 +12,34 @@ transcript with redrawn bars::
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class ProgressBar:
-    """A handle on one bar; every method is a no-op when the bar is not shown."""
+def format_duration(seconds: float) -> str:
+    """``3725`` -> ``"1:02:05"`` (hours:minutes:seconds)."""
+    minutes, secs = divmod(int(round(max(seconds, 0.0))), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
-    def __init__(self, progress=None, task=None):
+
+def eta_seconds(completed: int, total: int | None, rate: float, seconds_left: float | None = None,
+                ) -> float | None:
+    """Seconds until ``total`` units at ``rate`` units/s, or until a time budget ends
+    (``seconds_left``) when that comes first; None when neither is known."""
+    candidates = [] if seconds_left is None else [max(seconds_left, 0.0)]
+    if total is not None and rate > 0:
+        candidates.append(max(total - completed, 0) / rate)
+    return min(candidates) if candidates else None
+
+
+class ProgressBar:
+    """A handle on one bar; every method is a no-op when the bar is not shown, except
+    :meth:`line` of a bar made with ``plain_lines`` off a terminal."""
+
+    def __init__(self, progress=None, task=None, plain: tuple[str, int | None] | None = None):
         self._progress, self._task = progress, task
+        self._plain = plain  # (description, total) when plain lines replace the bar
 
     @property
     def shown(self) -> bool:
@@ -38,20 +57,34 @@ class ProgressBar:
         fields = {} if info is None else {"info": info}
         self._progress.update(self._task, completed=completed, **fields)
 
+    def line(self, completed: int, info: str, rate: float, seconds_left: float | None = None) -> None:
+        """Off a terminal (a log file, ``nohup``), one plain line on stderr, e.g.
+        ``train 500/20000 loss 1.2345 2.10 steps/s ETA 2:34:10`` (the ETA is the sooner of the
+        last unit and a time budget's end, ``seconds_left``); a no-op where the bar is drawn."""
+        if self._plain is None:
+            return
+        description, total = self._plain
+        eta = eta_seconds(completed, total, rate, seconds_left)
+        print(f"{description} {completed}/{total if total is not None else '?'} {info} {rate:.2f} steps/s"
+              + ("" if eta is None else f" ETA {format_duration(eta)}"), file=sys.stderr, flush=True)
+
 
 @contextmanager
 def progress_bar(description: str, total: int | None, *, completed: int = 0,
-                 enabled: bool = True, transient: bool = False) -> Iterator[ProgressBar]:
+                 enabled: bool = True, transient: bool = False, plain_lines: bool = False,
+                 ) -> Iterator[ProgressBar]:
     """A bar ``description [████  ] completed/total info elapsed remaining`` on stderr.
 
     ``enabled=False`` (e.g. ``--no-progress`` or ranks > 0) and a stderr that is not a
-    terminal both give a silent bar. ``transient`` removes the bar when the block ends.
+    terminal both give a silent bar; off a terminal, ``plain_lines`` lets the caller print plain
+    lines instead (:meth:`ProgressBar.line`, training). ``transient`` removes the bar when the
+    block ends.
     """
     from rich.console import Console
 
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
-        yield ProgressBar()
+        yield ProgressBar(plain=(description, total) if enabled and plain_lines else None)
         return
     from rich.progress import (
         BarColumn,

@@ -17,7 +17,6 @@ and stored at export, docs/DESIGN.md §8), else :data:`FALLBACK_SAMPLER`.
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,19 +26,30 @@ import numpy as np
 import torch
 
 from .audio import SILENCE_LOG_MEL, save_wav
+from .config import atomic_write_text
 from .errors import EmomixError
 from .plotting import save_mel_png
-from .text import text_to_ids
+from .segments import (
+    SegmentSpan,
+    Sentence,
+    check_text,
+    plan_utterance,
+    segment_times,
+    write_segments_json,
+)
+from .segments import split_sentences as split_sentences  # re-exported: the sentence split
+from .tags import has_tags, parse_mix
 from .tts import flow, load_tts, sampling
 from .tts.mixing import (
     ENCODER_CONDITIONS,
     NEUTRAL,
     NULL,
+    FrameMix,
     MixedOutput,
     Reference,
     check_guidance,
-    condition_for_encoder,
-    normalise_weights,
+    cross_fade_half_width,
+    token_conditions,
 )
 from .tts.sampling import DEFAULT_TEMPERATURE
 
@@ -47,6 +57,7 @@ from .tts.sampling import DEFAULT_TEMPERATURE
 FALLBACK_SAMPLER = {"steps": 10, "temperature": DEFAULT_TEMPERATURE, "solver": "euler", "k_max": 1.0, "k_min": 0.0,
                     "guidance": 1.0, "encoder_condition": "weighted", "guidance_reference": NULL}
 SENTENCE_PAUSE_S = 0.25
+DEFAULT_TRANSITION_MS = 80.0  # cross-fade between tagged segments (docs/DESIGN.md §1.3)
 
 
 @dataclass
@@ -56,7 +67,8 @@ class SynthesisOptions:
     The sampler settings (``steps`` … ``guidance_reference``) may be None: :meth:`resolve` fills
     them from the model's stored defaults. ``speaker``: a training speaker's name or index;
     ``speaker_wav``: a reference wav (wav2vec2 models). ``sequential`` evaluates the emotion
-    conditions one model call each (the benchmark's baseline; same result)."""
+    conditions one model call each (the benchmark's baseline; same result). Text the voice
+    cannot read is refused (:func:`~.text.check_speakable`) unless ``allow_foreign_text``."""
 
     steps: int | None = None
     temperature: float | None = None  # prior temperature τ: x_1 = μ + z/τ
@@ -72,6 +84,8 @@ class SynthesisOptions:
     length_scale: float = 1.0
     language: str | None = None
     sequential: bool = False
+    allow_foreign_text: bool = False  # speak letters outside the voice's script (espeak names them)
+    transition_ms: float | None = None  # cross-fade at tag boundaries; None: DEFAULT_TRANSITION_MS
 
     def resolve(self, bundle) -> SynthesisOptions:
         """A copy with every None sampler setting filled (model default, else the fallback)
@@ -94,7 +108,14 @@ class SynthesisOptions:
             raise EmomixError(f"temperature must be > 0, got {self.temperature}; 1.0 is the usual")
         if int(self.steps) < 1:
             raise EmomixError(f"steps must be ≥ 1, got {self.steps}")
+        if not 0 <= self.transition() < float("inf"):
+            raise EmomixError(f"transition must be a finite number of ms ≥ 0, got {self.transition_ms}; "
+                              f"{DEFAULT_TRANSITION_MS:g} is the default, 0 switches at once")
         check_guidance(model, float(self.guidance), self.guidance_reference)
+
+    def transition(self) -> float:
+        """The cross-fade at tag boundaries in ms (``transition_ms``, else the default)."""
+        return DEFAULT_TRANSITION_MS if self.transition_ms is None else float(self.transition_ms)
 
     def sampler(self) -> dict:
         """The sampler settings (for reports): steps … guidance_reference."""
@@ -117,12 +138,13 @@ def check_solver(solver: str, family: str) -> None:
 @dataclass
 class MelResult:
     sentence_mels: list[np.ndarray]  # float32 [n_mels, T_k], one per sentence
-    weights_used: dict[str, float]  # normalised, base first
+    weights_used: dict[str, float]  # normalised, base first (tagged text: each one's share of the frames)
     options: SynthesisOptions  # resolved: the settings actually used
     pause_frames: int  # silent frames between sentences
     speaker: str | None = None
     sentences: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: text, encoder, decoder
+    segments: list[SegmentSpan] = field(default_factory=list)  # the tagged segments' frames
 
     @property
     def mel(self) -> np.ndarray:
@@ -149,15 +171,13 @@ class SynthesisResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage + "total"
     speaker: str | None = None
     sentences: list[str] = field(default_factory=list)
+    segments: list[dict] = field(default_factory=list)  # seconds of the wav (segments.segment_times)
 
 
 # ---------------------------------------------------------------- text
-_SENTENCE_END = re.compile(r"(?<=[.!?;…])\s+(?=[\"'(\[]?[A-Z0-9\u00C0-\u024F])|(?<=[。！？；])\s*")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split at sentence ends (``. ! ? ;`` then a capital/digit; CJK ``。！？；``); drop empties."""
-    return [part.strip() for part in _SENTENCE_END.split(text.strip()) if part and part.strip()]
+def text_language(bundle, options: SynthesisOptions) -> str:
+    """The language the text is read in: ``options.language``, else the model's, else English."""
+    return options.language or getattr(bundle, "language", None) or "en"
 
 
 # ---------------------------------------------------------------- conditions
@@ -210,57 +230,84 @@ def fill_padding(mu: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Ten
 def synthesize_mels(bundle, text: str, weights: Mapping[str, float],
                     options: SynthesisOptions | None = None) -> MelResult:
     """Sample the log-mel of ``text`` with the emotion mix ``weights`` (e.g. ``{"angry": 0.6,
-    "happy": 0.4}``; a sum ``w < 1`` gives the rest to Neutral: intensity). User errors raise
+    "happy": 0.4}``; a sum ``w < 1`` gives the rest to Neutral: intensity). ``text`` may hold
+    inline tags (:mod:`.tags`: ``[sad] A [angry] B``, ramps ``[neutral>angry=0.8]``) that
+    change the mix along the utterance, frame by frame in one pass (:class:`~.tts.mixing.FrameMix`);
+    ``weights`` is then the mix of the words before the first tag. User errors raise
     :class:`EmomixError` before any sampling."""
     options = (options or SynthesisOptions()).resolve(bundle)
-    weights_used = normalise_weights(weights, bundle.emotions)
-    sentences = split_sentences(text or "")
-    if not sentences:
-        raise EmomixError("text is empty; give a sentence with words to speak")
+    tick = time.perf_counter()
+    utterance = plan_utterance(text, weights, bundle.emotions, bundle.symbols,
+                               text_language(bundle, options), options.allow_foreign_text)
+    timings = {"text": time.perf_counter() - tick, "encoder": 0.0, "decoder": 0.0}
     model = bundle.model
     name, speaker_input = resolve_speaker(bundle, options.speaker, options.speaker_wav)
     from_neutral = options.guidance != 1.0 and options.guidance_reference == NEUTRAL
     extra = [NEUTRAL] if options.encoder_condition == NEUTRAL or from_neutral else []
-    prototypes = emotion_prototypes(bundle, dict.fromkeys([*weights_used, *extra]), name)
-    generator = torch.Generator().manual_seed(int(options.seed))
-    timings = {"text": 0.0, "encoder": 0.0, "decoder": 0.0}
-    pause = round(SENTENCE_PAUSE_S * bundle.audio.sample_rate / bundle.audio.hop_length)  # frames
-    language = options.language or getattr(bundle, "language", "en")
-    mels = []
+    prototypes = emotion_prototypes(bundle, dict.fromkeys([*utterance.emotions, *extra]), name)
+    audio = bundle.audio
+    pause = round(SENTENCE_PAUSE_S * audio.sample_rate / audio.hop_length)  # frames
+    mels, durations = [], []
     with torch.inference_mode():
         device = next(model.parameters()).device
-        prototypes = {k: v.to(device) for k, v in prototypes.items()}
         spk = model.speaker_vector(None if speaker_input is None else speaker_input.to(device))
-        emotion = condition_for_encoder(prototypes, weights_used, options.encoder_condition)[None]
+        sampler = _SentenceSampler(
+            model, options, {k: v.to(device) for k, v in prototypes.items()}, spk,
+            torch.Generator().manual_seed(int(options.seed)), timings,
+            cross_fade_half_width(options.transition(), audio.sample_rate / audio.hop_length))
+        for sentence in utterance.sentences:
+            mel, lengths = sampler(sentence)
+            mels.append(mel)
+            durations.append(lengths)
+    return MelResult(sentence_mels=mels, weights_used=utterance.shares(durations), options=options,
+                     pause_frames=pause, speaker=name, sentences=[s.text for s in utterance.sentences],
+                     timings=timings,
+                     segments=utterance.spans(durations, [m.shape[-1] for m in mels], pause))
+
+
+@dataclass
+class _SentenceSampler:
+    """What the sentences of one :func:`synthesize_mels` share; called on each sentence, it
+    returns the sentence's log-mel ``[n_mels, frames]`` and its durations (frames per token)."""
+
+    model: torch.nn.Module
+    options: SynthesisOptions  # resolved
+    prototypes: dict[str, torch.Tensor]  # [D] per emotion, on the model's device
+    spk: torch.Tensor | None  # model.speaker_vector(...) [1, S]
+    generator: torch.Generator
+    timings: dict[str, float]
+    half_width: int  # cross-fade half width in frames (tts.mixing.cross_fade)
+
+    def __call__(self, sentence: Sentence) -> tuple[np.ndarray, list[float]]:
+        model, options, prototypes, spk = self.model, self.options, self.prototypes, self.spk
+        tick = time.perf_counter()
+        device = next(model.parameters()).device
+        tokens = torch.tensor([sentence.ids], dtype=torch.long, device=device)
+        lengths = torch.tensor([len(sentence.ids)], device=device)
+        # each token's own condition (one vector when the sentence has one mix)
+        emotion = token_conditions(prototypes, sentence.mixes, options.encoder_condition)
+        encoded = model.encode(tokens, lengths, emotion, spk, length_scale=options.length_scale)
+        frames = int(encoded["y_lengths"][0])
+        mu, mask = fill_padding(encoded["mu_y"], frames)
+        reference = Reference()
+        if options.guidance != 1.0 and options.guidance_reference == NEUTRAL:
+            neutral_mu = mu  # Neutral speech on the mix's own timing (docs/DESIGN.md §1.4)
+            if options.encoder_condition != NEUTRAL:
+                neutral = model.encode(tokens, lengths, prototypes[NEUTRAL][None], spk,
+                                       durations=encoded["durations"])
+                neutral_mu = fill_padding(neutral["mu_y"], frames)[0]
+            reference = Reference(NEUTRAL, neutral_mu)
+        weights = sentence.mixes[0] if sentence.constant else FrameMix(
+            sentence.mixes, encoded["durations"][0], mu.shape[-1], self.half_width)
         conditions = {n: (vector, None if spk is None else spk[0]) for n, vector in prototypes.items()}
-        for sentence in sentences:
-            tick = time.perf_counter()
-            ids = text_to_ids(sentence, bundle.symbols, language)
-            tokens = torch.tensor([ids], dtype=torch.long, device=device)
-            tock = time.perf_counter()
-            timings["text"] += tock - tick
-            lengths = torch.tensor([len(ids)], device=device)
-            encoded = model.encode(tokens, lengths, emotion, spk, length_scale=options.length_scale)
-            frames = int(encoded["y_lengths"][0])
-            mu, mask = fill_padding(encoded["mu_y"], frames)
-            reference = Reference()
-            if from_neutral:  # Neutral speech on the mix's own timing (docs/DESIGN.md §1.4)
-                neutral_mu = mu
-                if options.encoder_condition != NEUTRAL:
-                    neutral = model.encode(tokens, lengths, prototypes[NEUTRAL][None], spk,
-                                           durations=encoded["durations"])
-                    neutral_mu = fill_padding(neutral["mu_y"], frames)[0]
-                reference = Reference(NEUTRAL, neutral_mu)
-            tick = time.perf_counter()
-            timings["encoder"] += tick - tock
-            mixed = MixedOutput(model, mu, mask, conditions, weights_used, options.k_max,
-                                options.k_min, options.sequential, options.guidance, reference)
-            mel = model.sample(mixed, mu, mask, options.solver, int(options.steps),
-                               options.temperature, generator)
-            timings["decoder"] += time.perf_counter() - tick
-            mels.append(mel[0, :, :frames].float().cpu().numpy())
-    return MelResult(sentence_mels=mels, weights_used=weights_used, options=options,
-                     pause_frames=pause, speaker=name, sentences=sentences, timings=timings)
+        tock = time.perf_counter()
+        self.timings["encoder"] += tock - tick
+        mixed = MixedOutput(model, mu, mask, conditions, weights, options.k_max, options.k_min,
+                            options.sequential, options.guidance, reference)
+        mel = model.sample(mixed, mu, mask, options.solver, int(options.steps),
+                           options.temperature, self.generator)
+        self.timings["decoder"] += time.perf_counter() - tock
+        return mel[0, :, :frames].float().cpu().numpy(), encoded["durations"][0].tolist()
 
 
 def vocode(vocoder: Callable[[torch.Tensor], torch.Tensor], mel: np.ndarray) -> np.ndarray:
@@ -293,10 +340,12 @@ def synthesize(bundle, text: str, weights: Mapping[str, float],
     timings["total"] = time.perf_counter() - start
     sample_rate = int(getattr(vocoder, "sample_rate", bundle.audio.sample_rate))
     duration = len(wav) / sample_rate
+    mel = mels.mel
     return SynthesisResult(
-        wav=wav, mel=mels.mel, sample_rate=sample_rate, weights_used=mels.weights_used,
+        wav=wav, mel=mel, sample_rate=sample_rate, weights_used=mels.weights_used,
         options=mels.options, duration_s=duration, rtf=timings["total"] / max(duration, 1e-9),
         timings=timings, speaker=mels.speaker, sentences=mels.sentences,
+        segments=segment_times(mels.segments, mel.shape[-1], len(wav), sample_rate),
     )
 
 
@@ -304,61 +353,80 @@ def synthesize(bundle, text: str, weights: Mapping[str, float],
 def parse_batch_line(line: str) -> tuple[dict[str, float], str] | None:
     """``"angry=0.6,happy=0.4|text"`` -> (weights, text); None for blank lines and ``#`` comments.
 
-    A bare name (``"sad|text"``) means weight 1. Raises EmomixError (no line number) when malformed.
+    A bare name (``"sad|text"``) means weight 1. The text may hold inline tags (:mod:`.tags`);
+    the weights are then the mix before the first tag and may be left out (``"|[sad] Bye."``),
+    and a line that starts with a tag is all text (``"[sad] Bye. [angry] Now."``). Raises
+    EmomixError (no line number) when malformed.
     """
     line = line.strip()
     if not line or line.startswith("#"):
         return None
+    if line.startswith("["):
+        return {}, line
     if "|" not in line:
         raise EmomixError("expected 'emotion=weight,...|text' (e.g. angry=0.6,happy=0.4|Hello.)")
     spec, text = (part.strip() for part in line.split("|", 1))
     if not text:
         raise EmomixError("no text after '|'; write the sentence to speak after the weights")
-    weights: dict[str, float] = {}
-    for item in filter(None, (piece.strip() for piece in spec.split(","))):
-        name, _, value = (part.strip() for part in item.partition("="))
-        if not name or (_ and not value):
-            raise EmomixError(f"bad weight '{item}'; write emotion=weight, e.g. angry=0.6")
-        try:
-            weights[name.lower()] = float(value) if _ else 1.0
-        except ValueError:
-            raise EmomixError(f"weight of '{name}' is not a number: '{value}'; e.g. angry=0.6") from None
-    if not weights:
+    weights = parse_mix(spec)
+    if not weights and not has_tags(text):
         raise EmomixError("no emotion weights before '|'; e.g. angry=0.6,happy=0.4|Hello.")
     return weights, text
 
 
-def read_batch_file(bundle, path: str | Path) -> list[tuple[int, dict[str, float], str]]:
-    """(line number, weights, text) for every line to speak; all weights are checked first, so a
-    bad line fails before any audio is made. Errors name the file and line."""
+def read_batch_file(bundle, path: str | Path, options: SynthesisOptions | None = None,
+                    ) -> list[tuple[int, dict[str, float], str]]:
+    """(line number, weights, text) for every line to speak. Every line's weights and text
+    (:func:`~.text.check_speakable`) are checked before any audio is made; one EmomixError
+    names every bad line, so nothing of a batch with a bad line is written."""
     path = Path(path)
     if not path.is_file():
         raise EmomixError(f"batch file not found: {path}; one 'angry=0.6,happy=0.4|text' per line")
-    jobs = []
+    options = options or SynthesisOptions()
+    jobs, bad = [], []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             parsed = parse_batch_line(line)
             if parsed is not None:
-                normalise_weights(parsed[0], bundle.emotions)
+                check_text(parsed[1], parsed[0], bundle.emotions, text_language(bundle, options),
+                           options.allow_foreign_text)
                 jobs.append((number, *parsed))
         except EmomixError as error:
-            raise EmomixError(f"{path}, line {number}: {error}") from error
+            bad.append((number, error))
+    if len(bad) == 1:
+        raise EmomixError(f"{path}, line {bad[0][0]}: {bad[0][1]}") from bad[0][1]
+    if bad:
+        lines = "; ".join(f"line {number}: {error}" for number, error in bad)
+        raise EmomixError(f"{path}: {len(bad)} bad lines, nothing written; {lines}") from bad[0][1]
     if not jobs:
         raise EmomixError(f"batch file {path} has no lines to speak; write 'angry=0.6|text' lines")
     return jobs
 
 
+def check_transition_used(options: SynthesisOptions, texts: list[str]) -> None:
+    """A transition given for texts without tags would do nothing: refuse it."""
+    if options.transition_ms is not None and not any(has_tags(text) for text in texts):
+        raise EmomixError("--transition-ms cross-fades between tagged segments and the text has no "
+                          "tags; drop it, or tag the text (e.g. '[sad] A [angry] B')")
+
+
+BATCH_MAP = "lines.tsv"  # beside a batch's wavs: which line of the batch file made which wav
+
+
 def synthesize_batch_file(bundle, path: str | Path, out_dir: str | Path,
                           options: SynthesisOptions | None = None, vocoder=None,
-                          mel_png: bool = False) -> list[Path]:
+                          mel_png: bool = False, segments_json: bool = False) -> list[Path]:
     """Synthesize every line of a batch file to ``out_dir/<NNN>.wav`` (NNN = 001, 002, ...),
-    plus ``<NNN>.png`` mel pictures with ``mel_png``. ``options`` apply to every line."""
-    jobs = read_batch_file(bundle, path)
+    plus ``<NNN>.png`` mel pictures with ``mel_png``, ``<NNN>.json`` segment times with
+    ``segments_json`` (:func:`~.segments.write_segments_json`), and ``out_dir/lines.tsv``
+    (:data:`BATCH_MAP`: line number, wav, mix, text). ``options`` apply to every line."""
     options = (options or SynthesisOptions()).resolve(bundle)
+    jobs = read_batch_file(bundle, path, options)
+    check_transition_used(options, [text for _, _, text in jobs])
     vocoder = vocoder if vocoder is not None else load_default_vocoder(bundle)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, labels = [], []
     for index, (number, weights, text) in enumerate(jobs, start=1):
         try:
             result = synthesize(bundle, text, weights, options, vocoder)
@@ -366,15 +434,31 @@ def synthesize_batch_file(bundle, path: str | Path, out_dir: str | Path,
             raise EmomixError(f"{path}, line {number}: {error}") from error
         target = out_dir / f"{index:03d}.wav"
         save_wav(target, result.wav, result.sample_rate)
+        labels.append(result_label(result))
         if mel_png:
-            save_mel_png(result.mel, target.with_suffix(".png"), title=mix_label(result.weights_used))
+            save_mel_png(result.mel, target.with_suffix(".png"), title=labels[-1])
+        if segments_json:
+            write_segments_json(target.with_suffix(".json"), result.segments)
         written.append(target)
+    rows = [f"{number}\t{wav.name}\t{label}\t" + " ".join(text.split())
+            for (number, _, text), wav, label in zip(jobs, written, labels, strict=True)]
+    atomic_write_text(out_dir / BATCH_MAP, "line\twav\tmix\ttext\n" + "".join(r + "\n" for r in rows))
     return written
 
 
 def mix_label(weights: Mapping[str, float]) -> str:
     """``"0.60 angry + 0.40 happy"``."""
     return " + ".join(f"{w:.2f} {e}" for e, w in weights.items())
+
+
+def result_label(result: SynthesisResult) -> str:
+    """The mix of a result as printed: :func:`mix_label`, or for tagged text each segment's
+    (a ramp as ``start > end``) joined by `` | ``."""
+    segments = result.segments
+    if len(segments) <= 1 and not any("weights_end" in s for s in segments):
+        return mix_label(result.weights_used)
+    return " | ".join(mix_label(s["weights"]) + (f" > {mix_label(s['weights_end'])}"
+                                                 if "weights_end" in s else "") for s in segments)
 
 
 # ---------------------------------------------------------------- the `emomix mix` job
@@ -393,13 +477,15 @@ def run_mix(
     batch: str | Path | None = None,
     device: str = "cpu",
     console=None,
+    segments_json: str | Path | bool | None = None,
 ) -> SynthesisResult | list[Path]:
     """Load the model and vocoder, synthesize, write the wav (atomically) and report.
 
     Everything is validated before any audio is written, so a failure leaves no half file.
     With ``batch`` the lines of that file go to ``output/NNN.wav``; there the text and the
     weights come from the file (giving them here too is an error), and a true ``mel_png``
-    writes ``output/NNN.png`` beside each wav.
+    writes ``output/NNN.png`` (``segments_json``: ``output/NNN.json``) beside each wav.
+    ``segments_json``: where each tagged segment lies in the wav (:func:`~.segments.segment_times`).
     """
     from .vocoder import DEFAULT_VOCODER, canonical_name, load_vocoder
 
@@ -411,6 +497,8 @@ def run_mix(
                           f"drop {given} (write them into the file as 'angry=0.6|text')")
     if batch is None and output.suffix.lower() != ".wav":
         raise EmomixError(f"output {output} must end in .wav (or pass --batch FILE with an output folder)")
+    if batch is None:
+        check_transition_used(options, [text or ""])
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EmomixError("--device cuda was given but no CUDA GPU is visible; use --device cpu")
     vocoder = canonical_name(vocoder or DEFAULT_VOCODER)
@@ -424,19 +512,23 @@ def run_mix(
     voc = load_vocoder(vocoder, checkpoint=vocoder_checkpoint, config=vocoder_config,
                        audio=bundle.audio, device=device, precision=vocoder_precision)
     if batch is not None:
-        written = synthesize_batch_file(bundle, batch, output, options, voc, mel_png=bool(mel_png))
+        written = synthesize_batch_file(bundle, batch, output, options, voc, mel_png=bool(mel_png),
+                                        segments_json=bool(segments_json))
         if console is not None:
-            console.print(f"[green]wrote {len(written)} wavs[/] to {output}")
+            console.print(f"[green]wrote {len(written)} wav{'s' * (len(written) != 1)}[/] to {output}; which line made which "
+                          f"wav: {output / BATCH_MAP}", highlight=False)
         return written
     result = synthesize(bundle, text or "", weights, options, voc)
     save_wav(output, result.wav, result.sample_rate)
     if mel_png:
-        save_mel_png(result.mel, mel_png, title=mix_label(result.weights_used))
+        save_mel_png(result.mel, mel_png, title=result_label(result))
+    if segments_json:
+        write_segments_json(segments_json, result.segments)
     if console is not None:
         used = result.options
         guided = f"guidance {used.guidance:g}" + (f" from {used.guidance_reference}" if used.guidance != 1 else "")
         console.print(
-            f"[green]wrote[/] {output}  [bold]{mix_label(result.weights_used)}[/]  speaker "
+            f"[green]wrote[/] {output}  [bold]{result_label(result)}[/]  speaker "
             f"{result.speaker}  {result.duration_s:.2f} s audio  RTF {result.rtf:.2f} "
             f"({used.solver}, {used.steps} steps, {guided}, {vocoder})",
             highlight=False,

@@ -388,3 +388,57 @@ def text_to_ids(text: str, table: SymbolTable, language: str = "en") -> list[int
     if not any(i not in (table.pad_id, table.blank_id) for i in ids):
         raise EmomixError(f"text {text!r} gives no speakable phonemes; use words in {language}")
     return ids
+
+
+# ---------------------------------------------------------------- what a voice can read
+# The letters each espeak voice reads as words (name prefixes in the Unicode database), and
+# what to call them. espeak speaks any other letter as its name ("東" -> "Chinese letter"), so a
+# text holding one is refused unless the caller allows it. ASCII digits are read in every
+# language; symbols and punctuation are left to the normaliser and espeak, as before.
+_SCRIPTS = {
+    "en-us": ("English", "Latin letters", ("LATIN ",)),
+    "en-gb": ("English", "Latin letters", ("LATIN ",)),
+    "cmn": ("Mandarin", "Chinese characters",
+            ("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH", "IDEOGRAPHIC ")),
+}  # fmt: skip
+_SHOWN = 8  # foreign characters named in the error; the rest are counted
+
+
+def _in_script(char: str, prefixes: tuple[str, ...]) -> bool:
+    """True when every letter or digit of ``char``'s NFKC form ("Ⅻ" -> "XII") is an ASCII
+    digit or named with one of ``prefixes``."""
+    return all("0" <= c <= "9" or unicodedata.name(c, "").startswith(prefixes)
+               or unicodedata.category(c)[0] not in "LN" for c in unicodedata.normalize("NFKC", char))
+
+
+def foreign_characters(text: str, language: str = "en") -> list[str]:
+    """The distinct letters and digits of ``text`` that the ``language`` voice does not read as
+    words, in order of first appearance ("東京" in English). Accented Latin counts as Latin."""
+    prefixes = _SCRIPTS[_espeak_language(language)][2]
+    chars = (c for c in unicodedata.normalize("NFC", text or "") if unicodedata.category(c)[0] in "LN")
+    return list(dict.fromkeys(c for c in chars if not _in_script(c, prefixes)))
+
+
+def _describe(chars: list[str]) -> str:
+    shown = ", ".join(f"'{c}' (U+{ord(c):04X})" for c in chars[:_SHOWN])
+    return shown + (f" and {len(chars) - _SHOWN} more" if len(chars) > _SHOWN else "")
+
+
+def check_speakable(text: str | None, language: str = "en", allow_foreign: bool = False) -> None:
+    """Refuse text the voice cannot read, before any synthesis. Every front door calls it
+    (``mix``, ``--batch``, a notebook, an app); a tag parser calls it on each segment's text
+    with the tags removed.
+
+    Raises EmomixError when ``text`` has nothing to speak (no letter or digit once normalised:
+    ``""``, ``"..."``) or, unless ``allow_foreign``, holds letters or digits outside the
+    voice's script (``"東京"`` for English), naming them.
+    """
+    if not any(unicodedata.category(c)[0] in "LN" for c in normalize_text(text or "", language)):
+        shown = f" in {text.strip()!r}" if text and text.strip() else ""
+        raise EmomixError(f"nothing to speak{shown}: the text has no words or numbers; "
+                          'give a sentence, e.g. "Hello there."')
+    foreign = [] if allow_foreign else foreign_characters(text, language)
+    if foreign:
+        name, letters, _ = _SCRIPTS[_espeak_language(language)]
+        raise EmomixError(f"the {name} voice cannot read {_describe(foreign)}; write the text in "
+                          f"{letters}, or pass --allow-foreign-text to have espeak name them")

@@ -209,7 +209,7 @@ class _Logger:
             self.writer = SummaryWriter(log_dir=str(run_dir / "tb"))
         except ImportError:  # tensorboard is a dependency, but logging must never kill a run
             self.writer = None
-        self.bar = self._bar_stack.enter_context(progress_bar("train", total, completed=start))
+        self.bar = self._bar_stack.enter_context(progress_bar("train", total, completed=start, plain_lines=True))
 
     def line(self, text: str) -> None:
         if self.handle:
@@ -506,7 +506,10 @@ class _Fit:
         self.result.history.append({"step": step, **means})
         self.logger.scalars(step, {f"train/{k}": v for k, v in means.items()})
         self.logger.line(f"step {step} {_fmt(means)}")
-        self.logger.advance(step, f"loss {means.get('loss', 0):.4f} {means['steps_per_s']:.2f} it/s")
+        loss = f"loss {means.get('loss', 0):.4f}"
+        self.logger.advance(step, f"{loss} {means['steps_per_s']:.2f} it/s")
+        budget = None if self.deadline is None else self.deadline - time.perf_counter()
+        self.logger.bar.line(step, loss, means["steps_per_s"], budget)  # off a terminal only
         self.window.reset()
 
     def periodic(self) -> bool:

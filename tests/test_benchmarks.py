@@ -14,7 +14,7 @@ BENCHMARKS = Path(bench_decoder.__file__).resolve().parent
 def test_run_all_lists_every_benchmark_and_rejects_unknown_names():
     listed = subprocess.run([sys.executable, BENCHMARKS / "run.py", "--list", "--device", "cuda"],
                             capture_output=True, text=True, check=True).stdout
-    for name in ("decoder", "synthesis", "vocoder", "train", "prep", "cold-start", "train-gpu-bf16"):
+    for name in ("decoder", "synthesis", "vocoder", "train", "prep", "cold-start", "app", "train-gpu-bf16"):
         assert f"## {name}:" in listed
     bad = subprocess.run([sys.executable, BENCHMARKS / "run.py", "--only", "nope"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown benchmark" in bad.stderr
@@ -90,3 +90,18 @@ def test_a_sampler_setting_reads_its_optional_solver_and_guidance_reference():
     assert fields(parse_setting("10,1.5,1,weighted")) == (10, 1.5, 1.0, "weighted", None, None)
     assert fields(parse_setting("4,2,2,base,midpoint,neutral")) == (4, 2.0, 2.0, "base", "midpoint", "neutral")
     assert fields(parse_setting("10,2,1.5,weighted,,neutral")) == (10, 2.0, 1.5, "weighted", None, "neutral")
+
+
+def test_eval_benchmark_reads_the_time_split_and_prints_one_row_per_thread_setting(tmp_path, capsys):
+    from benchmarks import bench_eval
+
+    report = tmp_path / "report.json"
+    report.write_text('{"timing": {"utterances": 25, "synthesis_s": 16.0, "vocoder_s": 69.0, '
+                      '"judge_s_per_utterance": {"pyin": 0.7, "whisper": 1.1, "dnsmos": null}}}')
+    split = bench_eval.split_of(report)
+    assert split == {"utterances": 25, "synthesis": 16.0, "vocoder": 69.0, "judge pyin": 0.7, "judge whisper": 1.1}
+    runs = [{"wall": w, "cpu": 100.0 + w, "rss_mib": 1400.0 + w, "load": 1.0, **split} for w in (50.0, 40.0)]
+    bench_eval.print_table([(1, runs)], "")
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row.startswith("| 1 | 40.0 | 45.0 | 140.0 | 1450 | 1.0, 1.0 | 25 | 16.0 | 69.0 | pyin 0.70, whisper 1.10 |")
+    assert bench_eval.eval_command(tmp_path, 0, [])[-4:] == ["--max-sentences", "1", "--out", str(tmp_path)]

@@ -101,7 +101,7 @@ def test_same_seed_same_audio_and_batch_file(tmp_path):
     lines.write_text("# comment\nangry=0.6,happy=0.4|Hello there.\nsad|Goodbye.\n")
     result = invoke("mix", "--batch", lines, "--steps", "2", "-o", tmp_path / "batch")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["001.wav", "002.wav"]
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["001.wav", "002.wav", "lines.tsv"]
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ def test_batch_refuses_text_and_emotion_flags_and_honours_mel_png(tmp_path):
     assert not out.exists()
     result = invoke("mix", "--batch", lines, "--steps", "2", "--mel-png", "yes", "-o", out)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["001.png", "001.wav"]
+    assert sorted(p.name for p in out.iterdir()) == ["001.png", "001.wav", "lines.tsv"]
 
 
 def test_guidance_on_the_shipped_model_changes_the_audio(tmp_path):
@@ -178,13 +178,62 @@ def test_verbose_prints_the_cause_chain(tmp_path):
 
 
 def test_empty_text_missing_and_foreign_checkpoints(tmp_path):
-    assert_one_line_error(invoke("mix", "   ", "--happy", "1", "-o", tmp_path / "x.wav"), "text is empty")
+    assert_one_line_error(invoke("mix", "   ", "--happy", "1", "-o", tmp_path / "x.wav"), "nothing to speak")
     assert_one_line_error(invoke("mix", "Hi.", "--happy", "1", "--model", tmp_path / "none.pt"), "not found")
     foreign = tmp_path / "foreign.pt"
     foreign.write_bytes(b"\x00" * 64)
     assert_one_line_error(invoke("mix", "Hi.", "--happy", "1", "--model", foreign), "not a readable checkpoint")
     assert_one_line_error(invoke("mix", "Hi.", "--happy", "1", "--model", DEMO_MODEL.parent.parent / "nothing"), "not found")
     assert not list(tmp_path.glob("*.wav"))
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["東京", "--happy", "1"], ["English voice cannot read '東' (U+6771), '京' (U+4EAC)", "--allow-foreign-text"]),
+    (["...", "--happy", "1"], ["nothing to speak in '...'"]),
+    (["--happy", "1"], ["text to speak is missing", 'emomix mix "Hello there."']),
+    (["--happy=1"], ["text to speak is missing"]),
+    ([], ["text to speak is missing"]),
+])
+def test_text_the_voice_cannot_read_is_refused_in_one_line(tmp_path, args, fragments):
+    out = tmp_path / "keep.wav"
+    out.write_bytes(b"precious")
+    result = invoke("mix", *args, "-o", out)
+    assert_one_line_error(result, *fragments)
+    assert len(result.output.strip().splitlines()) == 1 and out.read_bytes() == b"precious"
+
+
+def test_accented_latin_speaks_and_foreign_letters_need_the_option(tmp_path):
+    for text, extra in (("Café naïve, señor.", []), ("Hi 東京.", ["--allow-foreign-text"])):
+        out = tmp_path / "ok.wav"
+        result = invoke("mix", text, "--happy", "1", "--steps", "2", "--vocoder", "griffinlim", *extra, "-o", out)
+        assert result.exit_code == 0, result.output
+        assert sf.info(out).duration > 0.3
+
+
+def test_batch_names_every_bad_line_and_maps_lines_to_files(tmp_path):
+    lines, out = tmp_path / "lines.txt", tmp_path / "batch"
+    lines.write_text("happy|Hello there.\nsad|...\n\nangry|東京\n")
+    assert_one_line_error(invoke("mix", "--batch", lines, "-o", out), "2 bad lines, nothing written",
+                          "line 2: nothing to speak", "line 4: the English voice cannot read '東'")
+    assert not out.exists()
+    lines.write_text("happy|Hello there.\n# skipped\nsad|Goodbye.\n")
+    result = invoke("mix", "--batch", lines, "--steps", "2", "--vocoder", "griffinlim", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert f"which line made which wav: {out / 'lines.tsv'}" in said(result)
+    assert (out / "lines.tsv").read_text().splitlines()[1:] == [
+        "1\t001.wav\t1.00 happy\tHello there.", "3\t002.wav\t1.00 sad\tGoodbye."]
+
+
+def test_train_tts_without_its_ser_or_prototypes_names_the_command_that_makes_them(tmp_path):
+    config = tmp_path / "tts.yaml"
+    config.write_text(yaml.safe_dump({"features": str(tmp_path / "features"), "ser": str(tmp_path / "ser" / "ser.pt"),
+                                      "prototypes": str(tmp_path / "prototypes.pt"), "run_dir": str(tmp_path / "tts")}))
+    assert_one_line_error(invoke("train", "tts", "--config", config), f"SER checkpoint {tmp_path / 'ser' / 'ser.pt'} not found",
+                          "`emomix train ser --config", f"run_dir={tmp_path / 'ser'}")
+    (tmp_path / "ser").mkdir()
+    (tmp_path / "ser" / "ser.pt").write_bytes(b"stand-in")  # only its existence is checked first
+    assert_one_line_error(invoke("train", "tts", "--config", config), "prototypes file", "`emomix prototypes --features")
+    assert not (tmp_path / "tts").exists()
 
 
 def test_prep_reads_a_manifest_corpus_and_reports_a_corrupt_wav(tmp_path):
@@ -241,3 +290,53 @@ def test_train_ser_prototypes_and_tts_from_the_cli(tmp_path, tiny_store):
     assert_one_line_error(invoke("train", "tts", "--config", tts_cfg, "train.stepz=3"), "stepz")
     assert_one_line_error(invoke("train", "tts", "--config", tmp_path / "missing.yaml"), "not found")
     assert_one_line_error(invoke("mix", "Hi.", "--happy", "1", "--model", ser), "'ser' checkpoint")
+
+
+def test_eval_check_exits_1_when_the_bar_fails(tmp_path, monkeypatch):
+    import emomix_cli.evaluate as evaluate
+    import emomix_cli.evaluate.judges as judges
+    from emomix_cli.evaluate.schema import BarLine, Config, Report
+
+    lines = [BarLine("Whisper WER", 0.4, 0.2, False), BarLine("voiced", 0.9, 0.8, True)]
+    report = Report(config=Config(model=str(DEMO_MODEL), n_sentences=1), bar=lines)
+    monkeypatch.setattr(judges, "load_judges", lambda *args, **kwargs: None)
+    monkeypatch.setattr(evaluate, "run_eval", lambda *args, **kwargs: report)  # the judging is tested in test_eval
+    monkeypatch.setattr(evaluate, "print_report", lambda report: None)
+    failed = invoke("eval", "--out", tmp_path, "--max-sentences", "1", "--check")
+    assert failed.exit_code == 1
+    assert_one_line_error(failed, "quality bar of espeak: 1 of 2 judged lines fail: Whisper WER")
+    assert invoke("eval", "--out", tmp_path, "--max-sentences", "1").exit_code == 0  # without --check: a report
+    lines[0].passed = True
+    assert invoke("eval", "--out", tmp_path, "--max-sentences", "1", "--check").exit_code == 0
+
+
+def test_models_lists_the_shipped_models_with_the_default_marked():
+    result = invoke("models", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    espeak = next(row for row in rows if row["name"] == "espeak")
+    assert espeak["default"] and espeak["family"] == "flow1d"
+    assert espeak["emotions"] == ["angry", "happy", "neutral", "sad", "surprise"]
+    assert len(espeak["voices"]) == 4 and 5 < espeak["megabytes"] < 12
+    table = invoke("models")
+    assert table.exit_code == 0 and "espeak (default)" in table.output
+
+
+def test_model_by_name_speaks_and_an_unknown_name_lists_the_known_ones(tmp_path):
+    out = tmp_path / "named.wav"
+    result = invoke("mix", "Hi there.", "--happy", "1", "--model", "espeak", "--vocoder", "griffinlim",
+                    "--gl-iters", "2", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1000
+    refused = invoke("mix", "Hi there.", "--happy", "1", "--model", "espeek", "-o", tmp_path / "x.wav")
+    assert_one_line_error(refused, "shipped models: espeak")
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_model_path_finds_shipped_models_by_name_and_paths_as_paths(tmp_path):
+    from emomix_cli.assets import DEFAULT_MODEL, MODELS, model_path
+
+    assert model_path(None) == MODELS[DEFAULT_MODEL].path == model_path(DEFAULT_MODEL)
+    assert model_path(str(DEMO_MODEL)) == DEMO_MODEL
+    with pytest.raises(EmomixError, match="checkpoint not found"):
+        model_path(tmp_path / "missing.pt")

@@ -42,6 +42,16 @@ def test_wrong_type_is_named(tmp_path):
         load_config(Outer, None, ["steps=abc"])
 
 
+@pytest.mark.parametrize("override, words", [
+    ("steps=1.5", "'steps' must be a whole number, got 1.5"), ("steps=", "'steps' must be a whole number, got null"),
+    ("inner.lr=fast", "'inner.lr' must be a number, got 'fast'"), ("name=", "'name' must be a string, got null"),
+])
+def test_type_errors_read_as_english(override, words):
+    with pytest.raises(EmomixError) as caught:
+        load_config(Outer, None, [override])
+    assert words in str(caught.value) and "a int" not in str(caught.value)
+
+
 def test_checkpoint_kind_is_checked(tmp_path):
     path = save_checkpoint(tmp_path / "a.pt", "ser", {"w": torch.ones(2)})
     assert load_checkpoint(path, "ser")["w"].sum() == 2

@@ -32,7 +32,14 @@ from emomix_cli.evaluate import (
 from emomix_cli.evaluate.metrics import ranks, scaled_distance
 from emomix_cli.evaluate.run import parse_guidance_levels
 from emomix_cli.evaluate.schema import BarLine, Blends, Report, WordErrors
-from emomix_cli.evaluate.scoring import blends, conditions, guidance, intensity, per_speaker
+from emomix_cli.evaluate.scoring import (
+    blends,
+    conditions,
+    guidance,
+    guidance_levels,
+    intensity,
+    per_speaker,
+)
 from emomix_cli.synthesis import SynthesisOptions
 
 ROWS = ["angry", "neutral", "sad"]
@@ -93,6 +100,18 @@ def test_spearman_and_monotonic():
 def test_count_phones_skips_stress_length_and_punctuation():
     assert count_phones("həlˈoʊ wˈɜːld.") == 9  # h ə l o ʊ w ɜ l d
     assert count_phones("ˈ ː , . ?") == 0
+
+
+def test_small_evals_share_the_blend_pairs_out_and_stop_the_sweep_at_2():
+    emotions = ["angry", "happy", "neutral", "sad", "surprise"]
+    def pairs(i, n):
+        return [label for label, _ in conditions(emotions, i, n) if "+" in label]
+    assert all(len(pairs(i, 4)) == 12 for i in range(4)) and len(pairs(7, 8)) == 12  # the full grid
+    assert pairs(0, 1) == ["angry+happy", "happy+sad", "sad+surprise"]  # pairs 0, 4, 8 of 12
+    shared = [label for i in range(3) for label in pairs(i, 3)]
+    assert len(shared) == len(set(shared)) == 9  # 3 sentences: 9 distinct pairs, each once
+    assert len(conditions(emotions, 0, 1)) == 5 + 12 + 3  # one sentence: 20 mixes, not 29
+    assert guidance_levels(1) == (1.0, 2.0) and guidance_levels(4) == (1.0, 2.0, 3.0)
 
 
 def test_conditions_cover_emotions_intensity_and_ordered_blends():
@@ -402,7 +421,9 @@ def test_run_eval_end_to_end(tmp_path, tiny_store):
     assert intensity.prosody_curves["angry"][0] == pytest.approx(0.0)
     assert intensity.prosody_curves["angry"][-1] == pytest.approx(1.0)
     assert [(p.major, p.minor) for p in report.blends.pairs] == [("angry", "sad"), ("sad", "angry")]
-    assert report.timing.utterances == 2 * (3 + 2 * 3 + 2)
+    # below 4 sentences the sentences share the blend pairs out: each of the 2 pairs is spoken once
+    assert [len(p.positions) for p in report.blends.pairs] == [1, 1]
+    assert report.timing.utterances == 2 * (3 + 2 * 3) + 2
     assert report.guidance is None  # trained without condition dropout: no sweep
     assert set(report.timing.judge_s_per_utterance) == {"pyin", "second_ser", "whisper", "dnsmos"}
     for name in ("report.json", "confusion.png", "intensity.png", "blends.png", "prosody.png", "speakers.png"):
@@ -471,10 +492,11 @@ def test_run_eval_guidance_sweep(tmp_path, tiny_store, monkeypatch):
     report = run_eval(model, ser, out, features=tiny_store, max_sentences=1, progress=False,
                       options=SynthesisOptions(steps=2), vocoder=ToneVocoder(), judges=fake_judges())  # fmt: skip
     rows = report.guidance.rows
-    assert [row.w for row in rows] == [1.0, 2.0, 3.0] and report.guidance.reference_w == 1.0
+    # one sentence: the default sweep stops at w = 2 (w = 1, 2, 3 from 4 sentences on)
+    assert [row.w for row in rows] == [1.0, 2.0] and report.guidance.reference_w == 1.0
     assert rows[0].wer == 0.0 and set(rows[0].distance) == {"angry", "sad"}
     assert rows[1].distance["angry"] != pytest.approx(rows[0].distance["angry"])  # w changed the audio
-    assert "guidance w=3: every emotion's prosody further from Neutral than at w=1" in {line.check for line in report.bar}
+    assert "guidance w=2: every emotion's prosody further from Neutral than at w=1" in {line.check for line in report.bar}
     assert (out / "guidance.png").stat().st_size > 0
     from rich.console import Console
 
@@ -502,3 +524,36 @@ def test_plots_handle_a_single_non_neutral_emotion(tmp_path):
 
     plot_blends(Blends(emotions=["angry"], top2_matrix=[[None]], pairs=[]), tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _report_with_bar(model, lines):
+    from emomix_cli.evaluate.schema import Config
+
+    return Report(config=Config(model=str(model), n_sentences=1), bar=lines)
+
+
+BAR = [BarLine("voiced", 0.9, 0.8, True), BarLine("Whisper WER ≤ GT + 0.05", 0.4, 0.2, False),
+       BarLine("second SER", None, 0.8, None), BarLine("voiced, vocoded GT", 0.1, 0.8, False, extra=True)]
+
+
+def test_check_fails_on_the_bars_own_failed_lines_only():
+    from emomix_cli.evaluate.bar import check_bar, failed_lines
+
+    report = _report_with_bar("runs/x/tts.pt", BAR)
+    assert [line.check for line in failed_lines(report)] == ["Whisper WER ≤ GT + 0.05"]  # not the extra, not n/a
+    with pytest.raises(EmomixError, match=r"quality bar of runs/x/tts.pt: 1 of 2 judged lines fail: Whisper WER") as caught:
+        check_bar(report)
+    assert caught.value.code == 1
+    check_bar(_report_with_bar("m.pt", [BAR[0], BAR[2], BAR[3]]))  # nothing of the bar's own failed: no error
+
+
+def test_report_names_the_model_it_judged(tmp_path):
+    from rich.console import Console
+
+    from emomix_cli.assets import DEMO_MODEL
+    from emomix_cli.evaluate.report import bar_table, model_label
+
+    assert model_label(str(DEMO_MODEL)) == "espeak" and model_label("runs/x/tts.pt") == "runs/x/tts.pt"
+    buffer = io.StringIO()
+    Console(file=buffer, width=200).print(bar_table(BAR, "runs/x/tts.pt"))
+    assert "quality bar (runs/x/tts.pt)" in buffer.getvalue() and "demo model" not in buffer.getvalue()

@@ -284,7 +284,8 @@ def test_guided_velocities_follow_the_guidance_formula():
         for w in (0.0, 2.0, 3.5):
             expected = null + w * sum(g * (per[n] - null) for n, g in weights.items())
             got = MixedOutput(model, mu, mask, conditions, weights, guidance=w)(x, 0.3)
-            assert torch.allclose(got, expected, atol=1e-5)
+            # batched and one-row calls round differently: ~3e-6 of |v| ~ 4 on a CPU without AVX-512 bf16
+            assert torch.allclose(got, expected, rtol=1e-5, atol=3e-5)
 
 
 def test_guidance_from_neutral_uses_neutral_at_its_own_prior():

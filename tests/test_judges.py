@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from emomix_cli.assets import DEMO_MODEL, JUDGE_SER
+from emomix_cli.errors import EmomixError
 from emomix_cli.evaluate import judges
 from emomix_cli.evaluate.judges import Cost, missing_extras, missing_note, transcribe, wer_cer
 from emomix_cli.evaluate.metrics import (
@@ -126,15 +127,41 @@ def test_load_judges_without_extras_loads_no_whisper(monkeypatch):
     assert set(panel.missing) == {"whisper", "dnsmos"}
 
 
-def test_demo_judge_ser_is_the_default_for_the_demo_corpus_only(tmp_path, tiny_store, monkeypatch):
-    shipped = tmp_path / "judge.pt"
-    shipped.write_bytes(b"x")
-    monkeypatch.setattr(judges, "JUDGE_SER", shipped)
-    assert judges.default_judge_ser(tiny_store, None) is None  # dataset "tiny": not the demo corpus
+def test_shipped_judge_is_the_default_for_its_own_corpus_only(tmp_path, tiny_store):
+    assert judges.default_judge_ser(tiny_store, None) is None  # dataset "tiny": no judge ships for it
     (tiny_store / "config.yaml").write_text((tiny_store / "config.yaml").read_text().replace("dataset: tiny", "dataset: demo"))
-    assert judges.default_judge_ser(tiny_store, None) == shipped
-    assert judges.default_judge_ser(None, DEMO_MODEL) == shipped
+    assert judges.default_judge_ser(tiny_store, None) == JUDGE_SER
+    assert judges.default_judge_ser(None, DEMO_MODEL) == JUDGE_SER
     assert judges.default_judge_ser(None, tmp_path / "other.pt") is None
+
+
+class _Judge:
+    def __init__(self, emotions, corpus):
+        self.emotions, self.corpus = emotions, corpus
+
+
+def test_check_judge_refuses_other_emotions_and_other_corpora():
+    emotions = ["angry", "happy", "neutral", "sad", "surprise"]
+    espeak = {"dataset": "demo", "speakers": ["demo_spk1", "demo_spk2"]}
+    natural = {"dataset": "demo-natural", "speakers": ["0011", "0012"]}
+    assert judges.check_judge(_Judge(emotions, espeak), emotions, espeak) is None
+    with pytest.raises(EmomixError, match="trained on 'demo'.*judged here on 'demo-natural'"):
+        judges.check_judge(_Judge(emotions, espeak), emotions, natural)
+    with pytest.raises(EmomixError, match="knows angry, sad"):
+        judges.check_judge(_Judge(["angry", "sad"], espeak), emotions, espeak)
+    with pytest.raises(EmomixError, match="trained on 'demo'"):  # same dataset name, no speaker in common
+        judges.check_judge(_Judge(emotions, espeak), emotions, {"dataset": "demo", "speakers": ["x"]})
+    assert "records no training corpus" in judges.check_judge(_Judge(emotions, None), emotions, espeak)
+
+
+def test_shipped_models_judge_records_the_corpus_of_the_model():
+    from emomix_cli.ser import load_ser
+    from emomix_cli.tts import load_tts
+
+    bundle = load_tts(DEMO_MODEL)
+    corpus = judges.model_corpus(bundle, DEMO_MODEL)
+    assert corpus == {"dataset": "demo", "speakers": list(bundle.speakers)}
+    assert judges.check_judge(load_ser(JUDGE_SER), list(bundle.emotions), corpus) is None
 
 
 def test_shipped_judge_ser_is_small_and_independent():

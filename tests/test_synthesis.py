@@ -7,6 +7,7 @@ from emomix_cli.audio import AudioConfig
 from emomix_cli.errors import EmomixError
 from emomix_cli.ser.prototypes import Prototypes
 from emomix_cli.synthesis import (
+    BATCH_MAP,
     FALLBACK_SAMPLER,
     SENTENCE_PAUSE_S,
     SynthesisOptions,
@@ -159,7 +160,7 @@ def test_user_errors_are_clear(bundle, vocoder):
         _say(bundle, vocoder, solver="rk9")
     with pytest.raises(EmomixError, match="unknown emotion 'sad'"):
         _say(bundle, vocoder, weights={"sad": 1.0})
-    with pytest.raises(EmomixError, match="empty"):
+    with pytest.raises(EmomixError, match="nothing to speak"):
         _say(bundle, vocoder, text="   ")
 
 
@@ -191,6 +192,41 @@ def test_batch_file_error_names_the_line(bundle, vocoder, tmp_path):
     with pytest.raises(EmomixError, match=r"line 3: weights sum to 1.8 > 1"):
         synthesize_batch_file(bundle, batch, tmp_path / "out", SynthesisOptions(steps=2), vocoder)
     assert not (tmp_path / "out").exists()  # checked before any audio is made
+
+
+def test_text_the_voice_cannot_read_is_refused_before_sampling(bundle, vocoder):
+    for text, message in (("...", "nothing to speak in '...'"), ("東京", "cannot read '東' .*'京'")):
+        with pytest.raises(EmomixError, match=message):
+            synthesize_mels(bundle, text, {"happy": 1.0}, SynthesisOptions(steps=2))
+    spoken = synthesize_mels(bundle, "Café naïve, señor.", {"happy": 1.0}, SynthesisOptions(steps=2))
+    assert spoken.mel.shape[-1] > 10
+    allowed = synthesize_mels(bundle, "Hi 東京", {"happy": 1.0},
+                              SynthesisOptions(steps=2, allow_foreign_text=True))
+    assert allowed.mel.shape[-1] > 10  # the explicit option lets espeak read them
+
+
+def test_batch_refuses_every_bad_line_at_once_and_writes_nothing(bundle, vocoder, tmp_path):
+    batch = tmp_path / "lines.txt"
+    batch.write_text("happy=1|Fine.\nneutral|...\nangry=1|東京\nangry=0.9,happy=0.9|Too much.\n")
+    with pytest.raises(EmomixError) as caught:
+        synthesize_batch_file(bundle, batch, tmp_path / "out", SynthesisOptions(steps=2), vocoder)
+    message = str(caught.value)
+    assert "3 bad lines, nothing written" in message and "\n" not in message
+    assert "line 2: nothing to speak" in message and "line 3: the English voice cannot read '東'" in message
+    assert "line 4: weights sum to 1.8 > 1" in message and "line 1" not in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_writes_a_line_to_file_map(bundle, vocoder, tmp_path):
+    batch = tmp_path / "lines.txt"
+    batch.write_text("# mixes\nangry=0.6,happy=0.4|Hello\tthere.\n\nhappy=0.5|Good.\n")
+    written = synthesize_batch_file(bundle, batch, tmp_path / "out", SynthesisOptions(steps=2), vocoder)
+    rows = [line.split("\t") for line in (tmp_path / "out" / BATCH_MAP).read_text().splitlines()]
+    assert rows == [["line", "wav", "mix", "text"],
+                    ["2", "001.wav", "0.60 angry + 0.40 happy", "Hello there."],
+                    ["4", "002.wav", "0.50 happy + 0.50 neutral", "Good."]]
+    assert [p.name for p in written] == ["001.wav", "002.wav"]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_save_mel_png(tmp_path):

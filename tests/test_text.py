@@ -7,7 +7,9 @@ from emomix_cli.errors import EmomixError
 from emomix_cli.text import (
     BASE_SYMBOLS,
     SymbolTable,
+    check_speakable,
     default_symbol_table,
+    foreign_characters,
     intersperse,
     normalize_text,
     phonemize,
@@ -140,3 +142,43 @@ def test_a_long_espeak_data_path_is_copied_to_a_short_one_once(tmp_path):
     (real / "phontab").write_bytes(b"reinstalled")
     assert (Path(espeak_data_path(str(real))) / "phontab").read_bytes() == b"reinstalled"
     assert espeak_data_path("/usr/share") == "/usr/share"  # a short path stays as it is
+
+
+# ---------------------------------------------------------------- what a voice can read
+@pytest.mark.parametrize("text", ["", "   ", "...", "!?", "— , ;", None])
+def test_text_with_nothing_to_speak_is_refused(text):
+    with pytest.raises(EmomixError, match="nothing to speak"):
+        check_speakable(text, "en")
+
+
+def test_letters_outside_the_voice_are_named():
+    with pytest.raises(EmomixError, match=r"English voice cannot read '東' \(U\+6771\), '京' \(U\+4EAC\)"):
+        check_speakable("東京", "en")
+    with pytest.raises(EmomixError, match="--allow-foreign-text"):
+        check_speakable("Hello, 東京 is big.", "en")  # a mixed-script text too, by default
+    assert foreign_characters("Привет мир, hello", "en") == ["П", "р", "и", "в", "е", "т", "м"]
+    assert foreign_characters("١٢٣ and 123", "en") == ["١", "٢", "٣"]  # only ASCII digits are read
+    with pytest.raises(EmomixError, match=r"and 3 more"):
+        check_speakable("αβγδεζηθικλ", "en")  # the first eight are named, the rest counted
+
+
+@pytest.mark.parametrize("text", [
+    "Café naïve, señor.", "Straße", "e.g. Mr. Smith paid $5.20 at 10:30, i.e. 50% more!",
+    "It's 20°C in the 1990s — isn't it?", "Chapter Ⅻ", "No. 7 & #3",
+])
+def test_latin_text_numbers_abbreviations_and_punctuation_still_speak(text):
+    check_speakable(text, "en")
+    assert foreign_characters(text, "en") == []
+
+
+def test_mandarin_reads_chinese_characters_and_digits_but_not_latin():
+    check_speakable("你好，世界。我有3本书。", "zh")
+    assert foreign_characters("你好 hello", "zh") == ["h", "e", "l", "o"]
+    with pytest.raises(EmomixError, match="Mandarin voice cannot read 'h'.*Chinese characters"):
+        check_speakable("你好 hello", "zh")
+
+
+def test_foreign_text_is_allowed_only_when_asked():
+    check_speakable("Hello, 東京.", "en", allow_foreign=True)
+    with pytest.raises(EmomixError, match="nothing to speak"):
+        check_speakable("...", "en", allow_foreign=True)  # nothing to speak is never allowed

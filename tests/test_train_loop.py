@@ -242,3 +242,13 @@ def test_time_budget_stops_cleanly_and_resume_finishes_the_run(tmp_path):
     second = fit(model2, opt2, make_batches(), mse_step, cfg(steps=50), tmp_path, "lin", export_state,
                  resume=tmp_path / "last.pt")
     assert second.step == 50
+
+
+def test_training_off_a_terminal_logs_a_plain_line_every_log_every_steps(tmp_path, capsys):
+    seed_everything(0)
+    model = nn.Linear(1, 1)
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.05), make_batches(), mse_step,
+        cfg(steps=10, log_every=5), tmp_path, "lin", export_state)
+    lines = capsys.readouterr().err.splitlines()  # pytest's stderr is not a terminal, like nohup's log
+    assert [line.split(" loss ")[0] for line in lines] == ["train 5/10", "train 10/10"]
+    assert all(" steps/s ETA " in line for line in lines) and lines[-1].endswith("ETA 0:00:00")

@@ -7,6 +7,7 @@ it needs did not run (a missing extra, no ground truth, Griffin-Lim audio for vo
 
 from __future__ import annotations
 
+from ..errors import EmomixError
 from .metrics import mean_defined
 from .schema import BarLine, Guidance, Report
 
@@ -124,7 +125,7 @@ def _blend_lines(report: Report) -> list[BarLine]:
     base = report.config.encoder_condition == "base"
     least = BETWEEN_MIN_BASE if base else BETWEEN_MIN
     lines = [_line(f"blend prosody strictly between parents ≥ {least:.0%}{' (encoder: base)' if base else ''}",
-                   rate, least, _at_least(rate, least), f"{len(blends.pairs)} pairs × sentences")]
+                   rate, least, _at_least(rate, least), f"{sum(len(p.positions) for p in blends.pairs)} blends of {len(blends.pairs)} pairs")]
     flags = [p.parents_above_neutral for p in blends.pairs]
     if None in flags:
         lines.append(_line("blend parents' second-SER posterior > Neutral's", None, 1.0, None))
@@ -158,6 +159,24 @@ def _guidance_lines(sweep: Guidance | None, gt_wer) -> list[BarLine]:
         lines.append(_line(f"guidance w={w:g}: Whisper WER ≤ GT + {GUIDED_WER_MARGIN:g}", row.wer, threshold,
                            _at_most(row.wer, threshold)))
     return lines
+
+
+def failed_lines(report: Report) -> list[BarLine]:
+    """The bar's own lines that failed (extra lines are not the bar's; a line whose judge did not
+    run, ``passed`` None, does not fail)."""
+    return [line for line in report.bar if line.passed is False and not line.extra]
+
+
+def check_bar(report: Report) -> None:
+    """``emomix eval --check``: EmomixError (exit status 1) naming the failed lines, if any."""
+    from .report import model_label
+
+    failed = failed_lines(report)
+    if failed:
+        judged = sum(line.passed is not None and not line.extra for line in report.bar)
+        names = "; ".join(line.check for line in failed)
+        raise EmomixError(f"quality bar of {model_label(report.config.model)}: {len(failed)} of {judged} "
+                          f"judged lines fail: {names}", code=1)
 
 
 def objective(ua: float | None, voiced: float | None, wer: float | None) -> float | None:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ..assets import DEMO_MODEL, JUDGE_SER
+from ..assets import judge_for_corpus, judge_for_model
 from ..audio import mel_spectrogram
 from ..datasets import FeatureStore, pad_mels
 from ..errors import EmomixError
@@ -208,14 +208,53 @@ def wav_mels(wavs: list[np.ndarray], sample_rate: int, audio) -> list[torch.Tens
 
 
 def default_judge_ser(features: str | Path | None, model_path: str | Path | None) -> Path | None:
-    """The shipped judge SER (:data:`~emomix_cli.assets.JUDGE_SER`) for the demo corpus (a
-    feature store of dataset ``demo``, or the shipped demo model without one); None for any other
-    corpus: a judge trained on the synthetic demo voices says nothing about real speech."""
-    if not JUDGE_SER.is_file():
-        return None
+    """The shipped judge SER of the corpus: the one trained on the feature store's dataset
+    (``emomix_cli.assets.judge_for_corpus``), or, without a store, the one shipped beside the
+    shipped model at ``model_path``; None otherwise (a judge trained on other voices says
+    nothing about these)."""
     if features is not None:
-        return JUDGE_SER if FeatureStore(features).dataset == "demo" else None
-    return JUDGE_SER if model_path is not None and Path(model_path).resolve() == DEMO_MODEL else None
+        return judge_for_corpus(FeatureStore(features).dataset)
+    return judge_for_model(model_path)
+
+
+def model_corpus(bundle, model_path: str | Path | None, store: FeatureStore | None = None) -> dict | None:
+    """The corpus a model is judged on: the feature store's when one is given, else the one
+    its conditioning SER recorded, else the shipped model's (``emomix_cli.assets.MODELS``)."""
+    from ..assets import shipped_model_of
+
+    if store is not None:
+        return {"dataset": store.dataset, "speakers": list(store.speakers)}
+    recorded = (bundle.ser_payload or {}).get("corpus")
+    if recorded:
+        return recorded
+    shipped = shipped_model_of(model_path)
+    return {"dataset": shipped.corpus, "speakers": list(bundle.speakers)} if shipped else None
+
+
+def check_judge(judge, emotions: list[str], corpus: dict | None) -> str | None:
+    """Refuse (EmomixError, one line) a judge SER that cannot judge this model: other
+    emotions, or trained on another corpus than ``corpus`` (:func:`model_corpus`). A judge's
+    corpus is its checkpoint's ``corpus`` record (dataset and speakers, written by ``emomix
+    train ser``); returns a warning instead when either side records none."""
+    if judge is None:
+        return None
+    if sorted(judge.emotions) != sorted(emotions):
+        raise EmomixError(f"the judge SER knows {', '.join(judge.emotions)} but the model "
+                          f"{', '.join(emotions)}; pass --judge-ser trained on the model's corpus")
+    judged = getattr(judge, "corpus", None)
+    if not judged or not corpus:
+        return ("the judge SER or the model records no training corpus, so emomix cannot check "
+                "that they match; retrain it with `emomix train ser` to record one")
+    if judged.get("dataset") != corpus.get("dataset") or not set(judged.get("speakers", [])) & set(corpus.get("speakers", [])):
+        raise EmomixError(f"the judge SER was trained on {_corpus_name(judged)}, the model is judged "
+                          f"here on {_corpus_name(corpus)}; pass --judge-ser trained on that "
+                          "corpus (its recipe trains one)")
+    return None
+
+
+def _corpus_name(corpus: dict) -> str:
+    speakers = corpus.get("speakers", [])
+    return f"'{corpus.get('dataset')}' ({len(speakers)} speakers: {', '.join(speakers[:4])}{', …' if len(speakers) > 4 else ''})"
 
 
 def load_judge_ser(path: str | Path | None, device: str = "cpu"):

@@ -100,13 +100,14 @@ def print_report(report: Report, console=None) -> None:
     console.print(blends_table(report.blends))
     if report.guidance and report.guidance.rows:
         console.print(guidance_table(report.guidance))
-    console.print(bar_table(report.bar))
+    console.print(bar_table(report.bar, report.config.model))
     _print_timing(report.timing, console)
 
 
 def _print_header(report: Report, console) -> None:
     config = report.config
-    console.print(f"split {config.split}, {config.n_sentences} sentences, vocoder {config.vocoder}; "
+    console.print(f"model {model_label(config.model)}: split {config.split}, {config.n_sentences} "
+                  f"sentence{'s' * (config.n_sentences != 1)}, vocoder {config.vocoder}; "
                   f"emotion judged by the second SER {config.judge_ser or '(none: pass --judge-ser)'}")  # fmt: skip
     note = missing_note(config.missing_judges or {})
     if note:
@@ -206,8 +207,17 @@ def guidance_table(sweep: Guidance):
     return table
 
 
-def bar_table(bar: list[BarLine]):
-    table = _table("quality bar (demo model)", ("check", "value", "threshold", "result", "note"),
+def model_label(model: str | None) -> str:
+    """What a report calls the model it judged: a shipped model's name ("espeak"), else its path."""
+    from ..assets import shipped_model_of
+
+    shipped = shipped_model_of(model) if model else None
+    return shipped.name if shipped else (model or "model not recorded")
+
+
+def bar_table(bar: list[BarLine], model: str | None = None):
+    """The bar line by line, titled with the model it judged (:func:`model_label`)."""
+    table = _table(f"quality bar ({model_label(model)})", ("check", "value", "threshold", "result", "note"),
                    lambda name: name in ("value", "threshold"))
     for line in bar:
         result = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "n/a"}[line.passed]

@@ -1,8 +1,10 @@
 """``run_eval``: synthesize a split's sentences under a grid of mixes, vocode, and judge.
 
 The grid (``scoring.conditions``): every emotion at weight 1; intensity 0/.25/.5/.75/1 of each
-emotion against Neutral; every ordered pair of non-neutral emotions at 0.6/0.4. A sentence
-keeps one seed under every mix, so rows differ by the emotion condition, not the noise.
+emotion against Neutral; every ordered pair of non-neutral emotions at 0.6/0.4. Below 4
+sentences (a quick check) the sentences share the pairs out and the default guidance sweep stops
+at w = 2 (``scoring.FULL_GRID_SENTENCES``). A sentence keeps one seed under every mix, so rows
+differ by the emotion condition, not the noise.
 Sentences are distinct texts of the split taken round-robin over its speakers, each spoken by
 its own speaker; the ground-truth row is the real audio of the same sentences (same speaker,
 every emotion) judged the same way.
@@ -15,6 +17,7 @@ pYIN (voicing, prosody), a second SER (on the mel of the audio) and DNSMOS.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from ..errors import EmomixError
 from ..progress import progress_bar
 from ..ser import load_ser, ser_from_payload
 from ..synthesis import SynthesisOptions, synthesize_mels
+from ..tags import escape_tags
 from ..text import phonemize
 from ..tts import load_tts
 from ..tts.mixing import NULL, check_guidance
@@ -35,9 +39,11 @@ from . import DEFAULT_MAX_SENTENCES, DEFAULT_SPLIT, SPLITS, scoring
 from .bar import quality_bar
 from .judges import (
     Judges,
+    check_judge,
     default_judge_ser,
     load_judges,
     measure_prosody,
+    model_corpus,
     naturalness,
     score_mels,
     transcribe,
@@ -213,6 +219,7 @@ def run_eval(
     guidance_levels=None,
     device: str = "cpu",
     progress: bool = True,
+    html: bool = False,
 ) -> Report:
     """Synthesize, vocode and judge (module docstring); writes report.json, PNGs and samples/.
 
@@ -222,25 +229,31 @@ def run_eval(
     (default: :func:`~.judges.default_judge_ser`, the demo's for the demo corpus). ``judges``:
     a ready panel (tests pass stand-ins); default :func:`~.judges.load_judges`. ``vocoder``: a
     name, a vocoder object, or None for HiFi-GAN UNIVERSAL_V1. ``guidance_levels``: the guidance
-    sweep (every emotion again at each w, judged; ``scoring.guidance``); None = 1, 2, 3 when the
-    model can be guided (condition dropout, or ``options.guidance_reference`` neutral), else none; an empty list turns it off. Runs ``max_sentences × (E + 3(E−1) + (E−1)(E−2))``
-    syntheses.
+    sweep (every emotion again at each w, judged; ``scoring.guidance``); None = 1, 2, 3 (1, 2
+    below 4 sentences) when the model can be guided (condition dropout, or
+    ``options.guidance_reference`` neutral), else none; an empty list turns it off. Runs
+    ``max_sentences × (E + 3(E−1) + (E−1)(E−2))`` syntheses from 4 sentences on, fewer blends
+    below (``scoring.spoken_pairs``). ``html``: also the samples page, index.html (:mod:`.samples_page`).
     """
     _check_arguments(split, max_sentences)
     bundle, ser = _load_models(model_path, ser_path, device)
     options = (options or SynthesisOptions()).resolve(bundle)
-    levels = _guidance_levels(guidance_levels, bundle, options.guidance_reference)
     store = FeatureStore(features) if features is not None else None
     if judges is None:
         judges = load_judges(judge_ser or default_judge_ser(features, model_path), device)
+    warning = check_judge(judges.ser, list(bundle.emotions), model_corpus(bundle, model_path, store))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     vocode, vocoder_name = _vocoder(vocoder, vocoder_checkpoint, bundle, device)
     sentences = choose_sentences(store, bundle, split, max_sentences)
+    levels = _guidance_levels(guidance_levels, bundle, options.guidance_reference, len(sentences))
     emotions = list(bundle.emotions)
-    grid = scoring.conditions(emotions)
-    keys = [(label, i) for i in range(len(sentences)) for label, _ in grid]
+    grids = [scoring.conditions(emotions, i, len(sentences)) for i in range(len(sentences))]
+    keys = [(label, i) for i, grid in enumerate(grids) for label, _ in grid]
+    labels = list(dict.fromkeys(label for label, _ in keys))
 
     started = time.perf_counter()
-    mels = _synthesize_grid(bundle, sentences, grid, options, progress)
+    mels = _synthesize_grid(bundle, sentences, grids, options, progress)
     synth_s = time.perf_counter() - started
     started = time.perf_counter()
     wavs = vocode_mels(vocode, [mels[k] for k in keys], progress=progress)
@@ -261,11 +274,17 @@ def run_eval(
         scored_on="audio" if rescore_audio else "mel",
     )  # fmt: skip
     report = _report(config, records, truth, copies, sweep, levels, emotions, list(ser.emotions),
-                     list(judges.ser.emotions) if judges.ser is not None else None, [label for label, _ in grid])
+                     list(judges.ser.emotions) if judges.ser is not None else None, labels)
     report.timing = _timing(list(mels.values()), synth_s, vocoder_s, bundle.audio, judges)
     report.bar = quality_bar(report)
     samples = {e: wavs[keys.index((e, 0))] for e in emotions}
-    return write_outputs(Path(out_dir), report, samples, vocode.sample_rate)
+    report = write_outputs(Path(out_dir), report, samples, vocode.sample_rate)
+    if html:
+        from .samples_page import ground_truth_clips, synthesized_clips, write_samples_page
+
+        clips = synthesized_clips(keys, wavs, [mels[k] for k in keys], records, vocode.sample_rate, Path(out_dir))
+        write_samples_page(Path(out_dir), report, sentences, clips, ground_truth_clips(sentences, truth, store))
+    return report
 
 
 def _check_arguments(split: str, max_sentences: int) -> None:
@@ -275,14 +294,14 @@ def _check_arguments(split: str, max_sentences: int) -> None:
         raise EmomixError(f"max_sentences must be >= 1, got {max_sentences}")
 
 
-def _synthesize_grid(bundle, sentences, grid, options, progress) -> dict[tuple[str, int], torch.Tensor]:
-    """(label, sentence) -> mel [n_mels, T] of every mix of the grid for every sentence."""
+def _synthesize_grid(bundle, sentences, grids, options, progress) -> dict[tuple[str, int], torch.Tensor]:
+    """(label, sentence) -> mel [n_mels, T] of every mix of each sentence's grid (``grids[i]``)."""
     mels: dict[tuple[str, int], torch.Tensor] = {}
-    with progress_bar("synthesizing", total=len(sentences) * len(grid), enabled=progress) as bar:
+    with progress_bar("synthesizing", total=sum(map(len, grids)), enabled=progress) as bar:
         for i, sentence in enumerate(sentences):
             sentence_options = _sentence_options(options, sentence, i)
-            for label, weights in grid:
-                result = synthesize_mels(bundle, sentence["text"], weights, sentence_options)
+            for label, weights in grids[i]:
+                result = synthesize_mels(bundle, escape_tags(sentence["text"]), weights, sentence_options)
                 mels[label, i] = torch.from_numpy(result.mel)
                 bar.advance()
     return mels
@@ -359,13 +378,14 @@ def parse_guidance_levels(text: str | None) -> list[float] | None:
         raise EmomixError(f"--guidance-sweep takes comma-separated numbers like 1,2,3 (or off), got '{text}'") from None
 
 
-def _guidance_levels(levels, bundle, reference: str) -> list[float]:
+def _guidance_levels(levels, bundle, reference: str, n_sentences: int) -> list[float]:
     """The sweep's levels, sorted and unique: explicit ones are checked against the model and the
     guidance reference (w ≠ 1 from the null emotion needs condition dropout: one clear error);
-    None = the default when the model can be guided from that reference."""
+    None = the default for ``n_sentences`` (``scoring.guidance_levels``) when the model can be
+    guided from that reference."""
     if levels is None:
         guided = reference != NULL or getattr(bundle.model, "supports_guidance", False)
-        return list(scoring.GUIDANCE_LEVELS) if guided else []
+        return list(scoring.guidance_levels(n_sentences)) if guided else []
     levels = sorted({float(w) for w in levels})
     for w in levels:
         check_guidance(bundle.model, w, reference)
@@ -381,7 +401,8 @@ def _guidance_sweep(bundle, sentences, emotions, options, levels, vocode, judges
     with progress_bar("guidance sweep", total=len(keys), enabled=progress) as bar:
         for w, emotion, i in keys:
             at_w = dataclasses.replace(_sentence_options(options, sentences[i], i), guidance=w)
-            mels.append(torch.from_numpy(synthesize_mels(bundle, sentences[i]["text"], {emotion: 1.0}, at_w).mel))
+            text = escape_tags(sentences[i]["text"])  # a corpus text: its brackets are words, not tags
+            mels.append(torch.from_numpy(synthesize_mels(bundle, text, {emotion: 1.0}, at_w).mel))
             bar.advance()
     wavs = vocode_mels(vocode, mels, progress=progress)
     records = listen(judges, wavs, vocode.sample_rate, [sentences[i]["n_phones"] for _, _, i in keys],

@@ -32,23 +32,46 @@ INTENSITY_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 BLEND = (0.6, 0.4)
 BETWEEN_MARGIN = 0.05
 GUIDANCE_LEVELS = (1.0, 2.0, 3.0)
+# From this many sentences on (eval's default), every sentence speaks every blend pair and the
+# guidance sweep goes to w = 3. A smaller eval is a quick check: its sentences share out the
+# pairs (pair k to sentence k mod 4) and its sweep stops at w = 2, so that one sentence costs
+# about 25 utterances instead of 39 (docs/performance.md, "Evaluation").
+FULL_GRID_SENTENCES = 4
 
 
 def intensity_label(emotion: str, weight: float) -> str:
     return f"{emotion}@{weight:g}"
 
 
-def conditions(emotions: list[str]) -> list[tuple[str, dict[str, float]]]:
-    """(label, weights) for every mix to synthesize; intensity ends reuse the weight-1 rows."""
+def conditions(emotions: list[str], sentence: int = 0,
+               n_sentences: int = FULL_GRID_SENTENCES) -> list[tuple[str, dict[str, float]]]:
+    """(label, weights) for every mix sentence ``sentence`` of ``n_sentences`` speaks: each
+    emotion, the inner intensity steps (the ends reuse the weight-1 rows) and its blend pairs
+    (:func:`spoken_pairs`)."""
     others = [e for e in emotions if e != NEUTRAL]
     result = [(e, {e: 1.0}) for e in emotions]
     if NEUTRAL in emotions:
         for emotion in others:
             for w in INTENSITY_WEIGHTS[1:-1]:
                 result.append((intensity_label(emotion, w), {emotion: w, NEUTRAL: round(1.0 - w, 6)}))
-    for a, b in itertools.permutations(others, 2):
+    for a, b in spoken_pairs(others, sentence, n_sentences):
         result.append((f"{a}+{b}", {a: BLEND[0], b: BLEND[1]}))
     return result
+
+
+def spoken_pairs(others: list[str], sentence: int, n_sentences: int) -> list[tuple[str, str]]:
+    """The ordered blend pairs sentence ``sentence`` speaks: all of them from
+    :data:`FULL_GRID_SENTENCES` sentences on, else pair k when k mod 4 is the sentence."""
+    pairs = list(itertools.permutations(others, 2))
+    if n_sentences >= FULL_GRID_SENTENCES:
+        return pairs
+    return [pair for k, pair in enumerate(pairs) if k % FULL_GRID_SENTENCES == sentence]
+
+
+def guidance_levels(n_sentences: int) -> tuple[float, ...]:
+    """The default guidance sweep: w = 1, 2, 3 from :data:`FULL_GRID_SENTENCES` sentences on,
+    else w = 1, 2."""
+    return GUIDANCE_LEVELS if n_sentences >= FULL_GRID_SENTENCES else GUIDANCE_LEVELS[:2]
 
 
 def line_vector(record: dict) -> list[float | None]:
@@ -154,20 +177,24 @@ def intensity(records: dict, n: int, emotions, cond_columns, judge_columns, scal
 
 
 def blends(records: dict, n: int, emotions, cond_columns, judge_columns, scale) -> dict:
-    """0.6/0.4 blends of every ordered pair: top-2 (conditioning SER), the second SER's
-    posteriors of both parents vs plain Neutral, and the prosody position between the parents
-    (0 = the minor parent's synthesis, 1 = the major's; strictly between = in (0.05, 0.95))."""
+    """0.6/0.4 blends of every ordered pair spoken (:func:`spoken_pairs`): top-2 (conditioning
+    SER), the second SER's posteriors of both parents vs plain Neutral on the same sentences, and
+    the prosody position between the parents (0 = the minor parent's synthesis, 1 = the major's;
+    strictly between = in (0.05, 0.95))."""
     others = [e for e in emotions if e != NEUTRAL]
     pairs, between_all = [], []
     matrix = np.full((len(others), len(others)), np.nan)
-    neutral = [records[NEUTRAL, i] for i in range(n)] if NEUTRAL in emotions else []
     for a, b in itertools.permutations(others, 2):
-        rows = [records[f"{a}+{b}", i] for i in range(n)]
+        spoken = [i for i in range(n) if (f"{a}+{b}", i) in records]
+        if not spoken:
+            continue
+        rows = [records[f"{a}+{b}", i] for i in spoken]
+        neutral = [records[NEUTRAL, i] for i in spoken] if NEUTRAL in emotions else []
         probs = np.stack([r["cond"] for r in rows])
         known = a in cond_columns and b in cond_columns
         rate = top2_rate(probs, cond_columns.index(a), cond_columns.index(b)) if known else None
         positions = [segment_position(line_vector(records[f"{a}+{b}", i]), line_vector(records[b, i]),
-                                      line_vector(records[a, i]), scale) for i in range(n)]  # fmt: skip
+                                      line_vector(records[a, i]), scale) for i in spoken]  # fmt: skip
         between = [strictly_between(p, BETWEEN_MARGIN) for p in positions]
         between_all += between
         pair = {

@@ -38,6 +38,7 @@ def ser_from_payload(payload: dict, device: str | torch.device = "cpu") -> SER:
         ) from None
     model.audio = from_dict(AudioConfig, payload.get("audio", {}))
     model.metrics = payload.get("metrics", {})
+    model.corpus = payload.get("corpus")  # {"dataset", "speakers"} it was trained on, if recorded
     model.requires_grad_(False)
     return model.to(device).eval()
 

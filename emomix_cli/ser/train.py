@@ -198,6 +198,7 @@ def train_ser(config_path, overrides: list[str] | None = None, resume: Path | No
     if not train_items:
         raise EmomixError(f"feature store {cfg.features} has no train utterances; re-run `emomix prep`")
     val_items = store.items("val")
+    corpus = {"dataset": store.dataset, "speakers": list(store.speakers)}  # what eval checks judges by
     cfg.model.emotions, cfg.model.n_mels = emotions, store.audio.n_mels
     run_dir = Path(cfg.run_dir)
     rank = dist_info().rank
@@ -219,7 +220,7 @@ def train_ser(config_path, overrides: list[str] | None = None, resume: Path | No
 
     result = fit(
         model, optimizer, make_batches(store, train_items, emotions, cfg), ser_step, cfg.train,
-        run_dir, "ser", lambda m: ser_payload(m, store.audio),
+        run_dir, "ser", lambda m: ser_payload(m, store.audio, corpus=corpus),
         validate=validate if val_items else None, resume=resume,
     )
     out = run_dir / "ser.pt"
@@ -232,6 +233,6 @@ def train_ser(config_path, overrides: list[str] | None = None, resume: Path | No
     with open(run_dir / "train.log", "a", encoding="utf-8") as log:
         log.write(f"test (weights of step {result.step if result.best is None else 'best'}):\n"
                   + metrics_table(test, emotions) + "\n")
-    save_checkpoint(out, "ser", ser_payload(model, store.audio, metrics={"test": test},
+    save_checkpoint(out, "ser", ser_payload(model, store.audio, corpus=corpus, metrics={"test": test},
                                             train_step=result.step, best_val_ua=result.best_score))
     return out

@@ -283,7 +283,8 @@ class TextEncoder(nn.Module):
         add: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``tokens [B, Tx]`` long, ``lengths [B]``, ``cond [B, cond_dim]`` or None,
-        ``add [B, add_dim]`` or None."""
+        ``add [B, add_dim]`` or None; either may also hold one vector per token,
+        ``[B, Tx, cond_dim]`` / ``[B, Tx, add_dim]`` (an emotion that changes along the text)."""
         x = self.emb(tokens) * math.sqrt(self.n_channels)
         x = x.transpose(1, 2)
         x_mask = sequence_mask(lengths, tokens.shape[1]).unsqueeze(1).to(x.dtype)
@@ -292,13 +293,20 @@ class TextEncoder(nn.Module):
             if add is None or add.shape[-1] != self.add_dim:
                 got = None if add is None else tuple(add.shape)
                 raise ValueError(f"the encoder needs an added vector [B, {self.add_dim}], got {got}")
-            x = x + self.emo_in(add).unsqueeze(-1) * x_mask
+            x = x + _over_tokens(self.emo_in(add), x.shape[-1]) * x_mask
         if self.cond_dim:
             if cond is None or cond.shape[-1] != self.cond_dim:
                 got = None if cond is None else tuple(cond.shape)
                 raise ValueError(f"the encoder needs a condition [B, {self.cond_dim}], got {got}")
-            x = torch.cat([x, cond.unsqueeze(-1).expand(-1, -1, x.shape[-1])], dim=1)
+            x = torch.cat([x, _over_tokens(cond, x.shape[-1])], dim=1)
         x = self.encoder(x, x_mask)
         mu = self.proj_m(x) * x_mask
         logw = self.proj_w(x.detach(), x_mask)
         return mu, logw, x_mask
+
+
+def _over_tokens(vector: Tensor, length: int) -> Tensor:
+    """``[B, C]`` (one vector per utterance) or ``[B, L, C]`` (one per token) -> ``[B, C, L]``."""
+    if vector.dim() == 2:
+        return vector.unsqueeze(-1).expand(-1, -1, length)
+    return vector.transpose(1, 2)

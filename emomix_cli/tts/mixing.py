@@ -14,6 +14,12 @@ data), the same user unit in both families (score2d: n = t; flow1d: n = 1 − t)
 
 Intensity is mixing with Neutral: :func:`normalise_weights` gives a sum ``w < 1`` the
 remainder ``1 − w`` on Neutral; sums above 1 are an error, never silently renormalised.
+
+The weights may also change along the mel frames, γ_i(n) (inline tags, docs/DESIGN.md §1.3):
+:class:`FrameMix` lays each token's mix on its frames (:func:`token_frames`), applies the
+window per token and cross-fades the changes (:func:`cross_fade`); the sum stays one batched
+call with a row per emotion, each row weighted frame by frame. Constant weights are the global
+mix, computed exactly as one.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import EmomixError
 
@@ -150,6 +157,103 @@ def condition_for_encoder(
     return sum(prototypes[name] * (w / total) for name, w in weights.items() if w > 0)
 
 
+def token_conditions(prototypes: Mapping[str, torch.Tensor], mixes: list[Mapping[str, float]],
+                     mode: str = "weighted") -> torch.Tensor:
+    """The encoder condition of each token, :func:`condition_for_encoder` of its own mix:
+    ``[1, D]`` when every token's is the same (a global mix, computed exactly as one), else
+    ``[1, L, D]`` (one row per token, which :meth:`~.model.EmoMixTTS.encode` accepts)."""
+    if all(mix == mixes[0] for mix in mixes[1:]):
+        return condition_for_encoder(prototypes, mixes[0], mode)[None]
+    rows = [condition_for_encoder(prototypes, mix, mode) for mix in mixes]
+    if all(torch.equal(row, rows[0]) for row in rows[1:]):  # e.g. one base under "base"
+        return rows[0][None]
+    return torch.stack(rows)[None]
+
+
+# ---------------------------------------------------------------- weights per frame
+def interpolate_mix(start: Mapping[str, float], end: Mapping[str, float],
+                    fraction: float) -> dict[str, float]:
+    """``(1 − f)·start + f·end`` over both mixes' emotions (start's first); zeros dropped."""
+    names = dict.fromkeys([*start, *end])
+    mixed = {n: (1.0 - fraction) * start.get(n, 0.0) + fraction * end.get(n, 0.0) for n in names}
+    return {name: value for name, value in mixed.items() if value > 0}
+
+
+def ramp_mixes(start: Mapping[str, float], end: Mapping[str, float], n: int) -> list[dict[str, float]]:
+    """The mixes of a ramp's ``n`` tokens: token j gets :func:`interpolate_mix` at ``j / (n − 1)``,
+    so the first token has the start mix and the last the end mix (one token: the start)."""
+    return [interpolate_mix(start, end, j / (n - 1) if n > 1 else 0.0) for j in range(n)]
+
+
+def token_frames(durations: torch.Tensor, frames: int) -> torch.Tensor:
+    """``LongTensor [frames]``: the token each mel frame belongs to, from ``durations [L]``
+    (frames per token, the encoder's alignment); frames past the last token (padding) belong to
+    the last token."""
+    counts = durations.detach().round().long().cpu().clamp_min(0)
+    index = torch.repeat_interleave(torch.arange(len(counts)), counts)[:frames]
+    return torch.cat([index, index.new_full((frames - len(index),), len(counts) - 1)])
+
+
+def cross_fade(weights: torch.Tensor, half_width: int) -> torch.Tensor:
+    """``weights [M, T]`` with each change along the frames spread over ``2h + 1`` frames: the
+    mean over frames ``n − h … n + h`` (edges repeated), taken only where that window sees a
+    change, so constant stretches keep their exact values. A step from a (frames < s) to b
+    (frames ≥ s) becomes ``a + (b − a)(n − s + h + 1)/(2h + 1)`` for ``s − h ≤ n < s + h``."""
+    if half_width <= 0 or weights.shape[-1] < 2:
+        return weights
+    width = 2 * half_width + 1
+    padded = F.pad(weights[None], (half_width, half_width), mode="replicate")[0]
+    windows = padded.unfold(-1, width, 1)  # [M, T, 2h + 1]
+    changing = windows.amax(-1) != windows.amin(-1)
+    return torch.where(changing, windows.mean(-1), weights)
+
+
+def cross_fade_half_width(transition_ms: float, frames_per_second: float) -> int:
+    """h of :func:`cross_fade` for a transition of ``transition_ms``: ``2h + 1`` frames as close
+    to it as can be, ``round(ms · fps / 2000)``; 0 (a hard switch) below about two frames."""
+    return max(0, round(float(transition_ms) * frames_per_second / 2000.0))
+
+
+class FrameMix:
+    """Mixing weights that change along one utterance's mel frames, γ_i(n).
+
+    ``token_mixes``: each token's normalised mix (e.g. from inline tags; a ramp's interpolated);
+    ``durations [L]``: frames per token (the encoder's); ``frames``: the mel length T (padding
+    frames take the last token's mix); ``half_width``: changes cross-fade over ``2h + 1`` frames
+    (:func:`cross_fade`). :meth:`active` applies the k_max/k_min window to each token's mix
+    (:func:`plan_schedule`), then lays the result on the frames and cross-fades it; an emotion
+    whose weight is the same on every frame comes back as a plain float, so constant weights
+    are exactly the global mix."""
+
+    def __init__(self, token_mixes: list[Mapping[str, float]], durations: torch.Tensor,
+                 frames: int, half_width: int = 0):
+        if len(token_mixes) != len(durations):
+            raise ValueError(f"{len(token_mixes)} token mixes for {len(durations)} durations")
+        self.token_mixes = [dict(mix) for mix in token_mixes]
+        self.index = token_frames(durations, frames)
+        self.half_width = int(half_width)
+        self._laid: dict[tuple, dict[str, float | torch.Tensor]] = {}
+
+    @property
+    def emotions(self) -> list[str]:
+        """Every emotion with a positive weight somewhere, in order of appearance."""
+        return list(dict.fromkeys(n for mix in self.token_mixes for n, w in mix.items() if w > 0))
+
+    def active(self, k_max: float, k_min: float, level: float) -> dict[str, float | torch.Tensor]:
+        """The weights at noise level ``level``: a float (the same on every frame) or a float64
+        ``[T]`` per emotion, summing to 1 on each frame."""
+        plans = [plan_schedule(mix, k_max, k_min, level) for mix in self.token_mixes]
+        key = tuple(tuple(plan.items()) for plan in plans)
+        if key not in self._laid:  # one lay-out per window regime
+            names = list(dict.fromkeys(n for plan in plans for n in plan))
+            per_token = torch.tensor([[plan.get(n, 0.0) for plan in plans] for n in names],
+                                     dtype=torch.float64)  # [M, L]
+            laid = cross_fade(per_token[:, self.index], self.half_width)  # [M, T]
+            self._laid[key] = {n: float(row[0]) if bool((row == row[0]).all()) else row
+                               for n, row in zip(names, laid, strict=True)}
+        return self._laid[key]
+
+
 def _per_utterance(vector: torch.Tensor | None, batch: int) -> torch.Tensor | None:
     """[D] or [B, D] -> [B, D]."""
     if vector is None:
@@ -169,7 +273,8 @@ class MixedOutput:
     [B, S] or None)``. ``model.network_output(x, mask, mu, t, emotion, spk)`` is called ONCE per
     evaluation on a batch of ``B × M`` rows (M = active conditions; utterance-major), with x, μ
     and mask broadcast across conditions (a view when B = 1); ``model.noise_level(t)`` maps the
-    family's time to the window's unit. ``sequential=True`` makes M separate calls instead (the
+    family's time to the window's unit. ``weights``: one mix, or a :class:`FrameMix` whose
+    weights change along the frames (one utterance: every row is weighted frame by frame). ``sequential=True`` makes M separate calls instead (the
     benchmark's baseline); both give the same result. ``n_forward`` counts the model calls and
     ``n_evaluations`` the evaluations of the mix. ``guidance`` w ≠ 1 adds the ``reference`` row
     (:class:`Reference`; default: the null emotion at the same μ) to the same call.
@@ -181,7 +286,7 @@ class MixedOutput:
         mu: torch.Tensor,
         mask: torch.Tensor,
         conditions: Mapping[str, tuple[torch.Tensor, torch.Tensor | None]],
-        weights: Mapping[str, float],
+        weights: Mapping[str, float] | FrameMix,
         k_max: float = 1.0,
         k_min: float = 0.0,
         sequential: bool = False,
@@ -191,14 +296,16 @@ class MixedOutput:
         _check_thresholds(k_max, k_min)
         self.reference = reference or Reference()
         check_guidance(model, guidance, self.reference.name)
-        missing = [name for name, w in weights.items() if w > 0 and name not in conditions]
+        per_frame = isinstance(weights, FrameMix)
+        names = weights.emotions if per_frame else [n for n, w in weights.items() if w > 0]
+        missing = [name for name in names if name not in conditions]
         if self.reference.condition is not None and self.reference.condition not in conditions:
             missing.append(self.reference.condition)
         if missing:
             raise ValueError(f"no condition vectors for {missing}")
         self.model, self.mu, self.mask = model, mu, mask
         self.mu_reference = mu if self.reference.mu is None else self.reference.mu
-        self.weights = dict(weights)
+        self.weights = weights if per_frame else dict(weights)
         self.k_max, self.k_min, self.sequential = k_max, k_min, sequential
         self.guidance = float(guidance)
         batch = mu.shape[0]
@@ -209,18 +316,26 @@ class MixedOutput:
         self.n_forward = 0
         self.n_evaluations = 0
 
-    def active(self, t: float) -> dict[str, float]:
-        """The weights in use at the model's time ``t`` (see :func:`plan_schedule`)."""
-        return plan_schedule(self.weights, self.k_max, self.k_min, self.model.noise_level(float(t)))
+    def active(self, t: float) -> dict[str, float | torch.Tensor]:
+        """The weights in use at the model's time ``t`` (see :func:`plan_schedule`); with a
+        :class:`FrameMix`, a ``[T]`` tensor for each weight that changes along the frames."""
+        level = self.model.noise_level(float(t))
+        if isinstance(self.weights, FrameMix):
+            return self.weights.active(self.k_max, self.k_min, level)
+        return plan_schedule(self.weights, self.k_max, self.k_min, level)
 
     def __call__(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         t = float(t)
         rows = guided_coefficients(self.active(t), self.guidance)  # [(name | None, coefficient)]
+        rows = [(n, c.to(x) if isinstance(c, torch.Tensor) else c) for n, c in rows]  # c: γ or γ(n)
         self.n_evaluations += 1
         if self.sequential:
             return sum(c * self._forward(x, t, [name]) for name, c in rows)
         m, batch = len(rows), x.shape[0]
         scores = self._forward(x, t, [name for name, _ in rows]).view(batch, m, *x.shape[1:])
+        if any(isinstance(c, torch.Tensor) for _, c in rows):  # per frame: γ_i(n) on the last axis
+            frames = torch.stack([torch.as_tensor(c).to(x).expand(x.shape[-1]) for _, c in rows])
+            return torch.einsum("bm...t,mt->b...t", scores, frames)
         coefficients = torch.tensor([c for _, c in rows], dtype=x.dtype, device=x.device)
         return torch.einsum("bm...,m->b...", scores, coefficients)
 
@@ -261,13 +376,16 @@ def check_guidance(model, guidance: float, reference: str = NULL) -> None:
         )
 
 
-def guided_coefficients(active: Mapping[str, float], guidance: float) -> list[tuple[str | None, float]]:
+def guided_coefficients(active: Mapping[str, float | torch.Tensor],
+                        guidance: float) -> list[tuple[str | None, float | torch.Tensor]]:
     """Rows and coefficients of ``o = o_ref + w Σ γ_i (o_i − o_ref)`` (docs/DESIGN.md §1.4), o
     the score or the velocity, o_ref the reference row (the null emotion or Neutral speech).
 
     w = 1 gives exactly Eq. 8, ``Σ γ_i s_i`` with no reference row; otherwise the reference row
-    (None) gets ``1 − w Σ γ_i`` and each emotion ``w γ_i``."""
-    rows: list[tuple[str | None, float]] = [(n, float(g)) for n, g in active.items()]
+    (None) gets ``1 − w Σ γ_i`` and each emotion ``w γ_i``. A γ may be a ``[T]`` tensor (one
+    weight per frame, :class:`FrameMix`); the formula then holds frame by frame."""
+    rows: list[tuple[str | None, float | torch.Tensor]] = [
+        (n, g if isinstance(g, torch.Tensor) else float(g)) for n, g in active.items()]
     if guidance == 1.0:
         return rows
     null = 1.0 - guidance * sum(g for _, g in rows)

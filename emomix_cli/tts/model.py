@@ -279,6 +279,8 @@ class EmoMixTTS(nn.Module):
                        spk: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """The text encoder with the emotion entering as ``cfg.enc_emotion`` says."""
         add = emo if self.cfg.enc_emotion == "add" else None
+        if spk is not None and emo is not None and emo.dim() == 3:  # an emotion per token
+            spk = spk[:, None].expand(-1, emo.shape[1], -1)
         parts = [v for v in (spk, None if add is not None else emo) if v is not None]
         cond = torch.cat(parts, dim=-1) if parts else None
         return self.encoder(tokens, lengths, cond, add)
@@ -313,7 +315,8 @@ class EmoMixTTS(nn.Module):
     ) -> dict[str, Tensor]:
         """Text → frame-level prior.
 
-        ``tokens [B, L]`` long, ``token_lengths [B]``, ``emotion [B, emotion_dim]``,
+        ``tokens [B, L]`` long, ``token_lengths [B]``, ``emotion [B, emotion_dim]`` (or one
+        per token, ``[B, L, emotion_dim]``: :func:`.mixing.token_conditions`),
         ``spk = speaker_vector(...) [B, spk_emb_dim]`` or None. Durations are
         ``ceil(exp(log w) · length_scale)``, or the given ``durations [B, L]`` (frames per token,
         e.g. another condition's, so that two priors share one timing). Returns ``mu_y [B, n_feats, T]`` and

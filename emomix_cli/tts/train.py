@@ -326,6 +326,13 @@ def _check_inputs(cfg: TTSTrainConfig) -> None:
         raise EmomixError("config key 'features' is empty; set it to a feature store (emomix prep --out)")
     if not cfg.ser:
         raise EmomixError("config key 'ser' is empty; set it to an SER checkpoint (emomix train ser)")
+    if not Path(cfg.ser).is_file():
+        raise EmomixError(f"SER checkpoint {cfg.ser} not found; make it first with `emomix train ser --config "
+                          f"SER_YAML features={cfg.features} run_dir={Path(cfg.ser).parent}` (the demo's "
+                          "SER_YAML: recipes/demo/ser.yaml), or set ser=PATH")
+    if cfg.prototypes and not Path(cfg.prototypes).is_file():
+        raise EmomixError(f"prototypes file {cfg.prototypes} not found; make it first with `emomix prototypes "
+                          f"--features {cfg.features} --ser {cfg.ser} --out {cfg.prototypes} --per-speaker`")
     if cfg.speaker_encoder == "wav2vec2" and not cfg.wav2vec2_path:
         raise EmomixError("speaker_encoder wav2vec2 needs wav2vec2_path: a local model folder")
     if cfg.out_size < 0 or (cfg.out_size and cfg.out_size % 4):

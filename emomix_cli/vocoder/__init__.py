@@ -20,6 +20,7 @@ from .base import Vocoder
 from .fast import (
     PRECISIONS,
     FastHiFiGAN,
+    bf16_runs,
     fast_path_available,
     native_bf16,
     resolve_precision,
@@ -88,7 +89,7 @@ def load_vocoder(
 __all__ = [
     "DEFAULT_VOCODER", "GL_ITERS", "NAMES", "PRECISIONS", "FastHiFiGAN", "GriffinLim", "HiFiGAN",
     "HiFiGANGenerator", "ResBlock1", "ResBlock2", "Vocoder", "_load_generator_state", "canonical_name",
-    "check_mel_match", "fast_path_available", "fold_weight_norm", "hifigan_audio_config",
+    "bf16_runs", "check_mel_match", "fast_path_available", "fold_weight_norm", "hifigan_audio_config",
     "load_hifigan", "load_vocoder", "native_bf16", "read_hifigan_config", "resolve_precision",
     "stage_dtypes", "universal_hifigan_files",
 ]

@@ -108,6 +108,13 @@ def native_bf16() -> bool:
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
+def bf16_runs() -> bool:
+    """Whether oneDNN can run bfloat16 convolutions on this CPU at all (natively or emulated:
+    AVX-512 BW/VL/DQ or AVX-NE-CONVERT); without them it raises inside the convolution."""
+    caps = getattr(torch.cpu, "get_capabilities", dict)()
+    return bool(caps.get("avx_ne_convert") or all(caps.get(k) for k in ("avx512_bw", "avx512_vl", "avx512_dq")))
+
+
 def stage_dtypes(n_stages: int, precision: str) -> list[torch.dtype]:
     """Per upsampling stage dtype: all float32, or (bf16) all but the last stage bfloat16."""
     if precision == "fp32":
@@ -170,4 +177,7 @@ def resolve_precision(precision: str | None, device: str | torch.device) -> str:
         raise EmomixError(
             f"vocoder precision bf16 runs on the CPU (oneDNN) only, not on {device}; use fp32"
         )
+    if precision == "bf16" and not bf16_runs():
+        raise EmomixError("this CPU cannot run the bf16 vocoder (oneDNN needs AVX-512 BW/VL/DQ or "
+                          "AVX-NE-CONVERT); use --vocoder-precision fp32")
     return precision

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# How the shipped demo model was trained: stage 4 of run.sh on a GPU box that has torch but
-# no audio/text packages. Locally (CPU): run.sh stages 1-3, then
+# How the demo model shipped from 2026-11-30 to 2026-12-01 (score2d, tts.yaml) began: 4.5 minutes
+# of run.sh's stage 4 on a GPU box that has torch but no audio/text packages (2107 steps), before
+# 0.68 CPU-hours more (recipes/demo/RESULTS.md, "The previous model"). The model shipped now was
+# trained on a CPU alone: flow1d, step 27003, 5.56 hours, recipes/demo/cpu_train.sh.
+# Locally (CPU): run.sh stages 1-3, then
 #   python recipes/demo/pack_features.py pack data/demo/features .devcarry/store.npz
 #   cp runs/demo/ser/ser.pt runs/demo/prototypes.pt .devcarry/
 # and on the GPU box, in a copy of the repo holding .devcarry/:
