@@ -105,3 +105,37 @@ def test_eval_benchmark_reads_the_time_split_and_prints_one_row_per_thread_setti
     row = capsys.readouterr().out.splitlines()[-1]
     assert row.startswith("| 1 | 40.0 | 45.0 | 140.0 | 1450 | 1.0, 1.0 | 25 | 16.0 | 69.0 | pyin 0.70, whisper 1.10 |")
     assert bench_eval.eval_command(tmp_path, 0, [])[-4:] == ["--max-sentences", "1", "--out", str(tmp_path)]
+
+
+def test_loss_curves_read_train_logs_across_resumes(tmp_path):
+    from benchmarks import loss_curves
+
+    log = tmp_path / "train.log"
+    log.write_text(
+        "2026-12-03 08:00:00 start kind=tts step=0/10 device=cpu\n"
+        "2026-12-03 08:30:00 step 25 loss 3.0 dur_loss 0.5 prior_loss 1.2 diff_loss 1.3 style_loss 9\n"
+        "2026-12-03 09:00:00 step 50 loss 2.0 dur_loss 0.4 prior_loss 1.1 diff_loss 0.5 style_loss 9\n"
+        "2026-12-03 10:00:00 start kind=tts step=50/10 device=cpu resumed_from=x\n"
+        "2026-12-03 10:15:00 step 75 loss 1.0 dur_loss 0.3 prior_loss 1.0 diff_loss 0.1 style_loss 9\n")
+    curve = loss_curves.read_log(log)
+    assert curve["hours"].tolist() == [0.5, 1.0, 1.25]  # the hour between runs is not counted
+    assert curve["step"].tolist() == [25, 50, 75] and curve["diff_loss"].tolist() == [1.3, 0.5, 0.1]
+    assert loss_curves.smooth(curve["loss"], 2).tolist() == [3.0, 2.5, 1.5]
+
+
+def test_natural_gate_lines_pass_and_fail_on_their_limits():
+    from benchmarks import natural_gate
+
+    def cell(f0, loud, rate, wer=0.0, voiced=0.8, vocoded=0.8):
+        return {"wer": wer, "dnsmos": 3.8, "voiced": voiced, "vocoded_voiced": vocoded,
+                "f0_median": f0, "loudness_db": loud, "rate": rate}
+
+    def speaker(base):
+        return {"neutral": cell(base, -22, 13), "angry": cell(base * 1.3, -14, 14), "happy": cell(base * 1.4, -19, 13),
+                "sad": cell(base * 0.85, -29, 11), "surprise": cell(base * 1.4, -18, 13)}
+
+    cells = {f"{s}/{e}": c for s, base in (("a", 120), ("b", 180)) for e, c in speaker(base).items()}
+    assert all(passed for _, passed, _ in natural_gate.gate_lines(cells, {"judge": 0.95}))
+    cells["a/sad"] = cell(170, -29, 11, wer=0.2, vocoded=0.2)  # sad above angry, unintelligible, unvoiced
+    failed = {line.split(" ")[0] for line, passed, _ in natural_gate.gate_lines(cells, {"judge": 0.85}) if not passed}
+    assert failed == {"Whisper", "vocoded", "sad", "SER"}

@@ -135,6 +135,21 @@ def test_shipped_judge_is_the_default_for_its_own_corpus_only(tmp_path, tiny_sto
     assert judges.default_judge_ser(None, tmp_path / "other.pt") is None
 
 
+def test_natural_judge_ships_for_the_natural_corpus(tiny_store):
+    from emomix_cli.assets import ASSETS, judge_for_corpus
+    from emomix_cli.ser import load_ser
+
+    natural = judge_for_corpus("demo-natural")
+    assert natural == ASSETS / "judge_ser_natural.pt" and natural.stat().st_size < 2_000_000
+    judge = load_ser(natural)
+    assert judge.corpus["dataset"] == "demo-natural" and len(judge.corpus["speakers"]) == 4
+    assert judge.metrics["test"]["ua"] >= 0.9  # the gate of docs/demo_corpus.md, on unseen test sentences
+    (tiny_store / "config.yaml").write_text((tiny_store / "config.yaml").read_text().replace("dataset: tiny", "dataset: demo-natural"))
+    assert judges.default_judge_ser(tiny_store, None) == natural
+    with pytest.raises(EmomixError, match="trained on 'demo-natural'.*judged here on 'demo'"):
+        judges.check_judge(judge, judge.emotions, {"dataset": "demo", "speakers": ["demo_spk1"]})
+
+
 class _Judge:
     def __init__(self, emotions, corpus):
         self.emotions, self.corpus = emotions, corpus
