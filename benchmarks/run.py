@@ -38,6 +38,7 @@ def jobs(device: str, quick: bool) -> list[tuple[str, list[str]]]:
         ("cold-start", ["bench_cold_start.py", "--repeats", "3" if quick else "5", "--imports", "10"]),
         ("segments", ["bench_segments.py", "--pairs", "2" if quick else "4"]),
         ("app", ["bench_app.py", *(["--clients", "1", "4", "--per-client", "2"] if quick else [])]),
+        ("app-thread", ["bench_service_thread.py", "--rounds", "2" if quick else "3"]),
         ("eval", ["bench_eval.py", "--threads", "1", *([] if quick else ["0"])]),
     ]
     if device != "cpu":

@@ -49,6 +49,7 @@ from .tts.mixing import (
     Reference,
     check_guidance,
     cross_fade_half_width,
+    guided_durations,
     token_conditions,
 )
 from .tts.sampling import DEFAULT_TEMPERATURE
@@ -86,6 +87,7 @@ class SynthesisOptions:
     sequential: bool = False
     allow_foreign_text: bool = False  # speak letters outside the voice's script (espeak names them)
     transition_ms: float | None = None  # cross-fade at tag boundaries; None: DEFAULT_TRANSITION_MS
+    guide_durations: bool = True  # guidance from Neutral extrapolates the log-durations too
 
     def resolve(self, bundle) -> SynthesisOptions:
         """A copy with every None sampler setting filled (model default, else the fallback)
@@ -287,10 +289,17 @@ class _SentenceSampler:
         # each token's own condition (one vector when the sentence has one mix)
         emotion = token_conditions(prototypes, sentence.mixes, options.encoder_condition)
         encoded = model.encode(tokens, lengths, emotion, spk, length_scale=options.length_scale)
+        from_neutral = options.guidance != 1.0 and options.guidance_reference == NEUTRAL
+        if from_neutral and options.guide_durations and options.encoder_condition != NEUTRAL:
+            # guidance on the timing too: log w = log w_N + w (log w_mix − log w_N) (DESIGN §1.4)
+            neutral = model.encode(tokens, lengths, prototypes[NEUTRAL][None], spk)
+            durations = guided_durations(neutral["logw"], encoded["logw"], options.guidance,
+                                         encoded["x_mask"], options.length_scale)
+            encoded = model.encode(tokens, lengths, emotion, spk, durations=durations)
         frames = int(encoded["y_lengths"][0])
         mu, mask = fill_padding(encoded["mu_y"], frames)
         reference = Reference()
-        if options.guidance != 1.0 and options.guidance_reference == NEUTRAL:
+        if from_neutral:
             neutral_mu = mu  # Neutral speech on the mix's own timing (docs/DESIGN.md §1.4)
             if options.encoder_condition != NEUTRAL:
                 neutral = model.encode(tokens, lengths, prototypes[NEUTRAL][None], spk,

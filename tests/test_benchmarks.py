@@ -14,7 +14,8 @@ BENCHMARKS = Path(bench_decoder.__file__).resolve().parent
 def test_run_all_lists_every_benchmark_and_rejects_unknown_names():
     listed = subprocess.run([sys.executable, BENCHMARKS / "run.py", "--list", "--device", "cuda"],
                             capture_output=True, text=True, check=True).stdout
-    for name in ("decoder", "synthesis", "vocoder", "train", "prep", "cold-start", "app", "train-gpu-bf16"):
+    for name in ("decoder", "synthesis", "vocoder", "train", "prep", "cold-start", "app", "app-thread",
+                 "train-gpu-bf16"):
         assert f"## {name}:" in listed
     bad = subprocess.run([sys.executable, BENCHMARKS / "run.py", "--only", "nope"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown benchmark" in bad.stderr
@@ -139,3 +140,22 @@ def test_natural_gate_lines_pass_and_fail_on_their_limits():
     cells["a/sad"] = cell(170, -29, 11, wer=0.2, vocoded=0.2)  # sad above angry, unintelligible, unvoiced
     failed = {line.split(" ")[0] for line, passed, _ in natural_gate.gate_lines(cells, {"judge": 0.85}) if not passed}
     assert failed == {"Whisper", "vocoded", "sad", "SER"}
+
+
+def test_guidance_positions_are_the_move_over_the_w1_move_per_feature_and_on_the_line():
+    from benchmarks.guidance_positions import FEATURES, positions
+
+    def row(f0, span, loud, rate):
+        return dict(zip(FEATURES, (f0, span, loud, rate), strict=True))
+
+    rows = {}
+    for i in range(2):
+        rows["neutral", 1.0, i] = row(100 + i, 4.0, -30.0, 10.0)
+        rows["angry", 1.0, i] = row(120 + i, 8.0, -25.0, 11.0)
+        rows["angry", 2.0, i] = row(140 + i, 6.0, -20.0, 12.0)  # twice as far, but range half back
+    table = positions(rows, 2, ["angry"], [1.0, 2.0])
+    assert table["angry"][1.0] == {f: 1.0 for f in (*FEATURES, "line")}
+    got = table["angry"][2.0]
+    assert got["f0_median"] == 2.0 and got["loudness_db"] == 2.0 and got["rate"] == 2.0
+    assert got["f0_range_st"] == 0.5
+    assert 0.5 < got["line"] < 2.0  # the projection weighs each cue by its w = 1 move

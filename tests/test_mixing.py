@@ -245,3 +245,15 @@ def test_guided_coefficients_follow_the_guidance_formula():
     for w in (0.0, 0.5, 3.0):
         assert sum(c for _, c in guided_coefficients(active, w)) == pytest.approx(1.0)
     assert dict(guided_coefficients(active, 0.0)) == {"angry": 0.0, "happy": 0.0, None: 1.0}
+
+
+def test_guided_durations_extrapolate_the_log_durations_from_the_reference():
+    from emomix_cli.tts.mixing import guided_durations
+
+    neutral = torch.log(torch.tensor([[[2.0, 4.0, 3.0, 5.0]]]))
+    angry = torch.log(torch.tensor([[[1.0, 4.0, 6.0, 5.0]]]))
+    mask = torch.tensor([[[1.0, 1.0, 1.0, 0.0]]])  # the last token is padding
+    # w = 1: the mix's own; w = 2: exp(2 log a − log n) = a² / n, rounded up
+    assert guided_durations(neutral, angry, 1.0, mask).tolist() == [[[1.0, 4.0, 6.0, 0.0]]]
+    assert guided_durations(neutral, angry, 2.0, mask).tolist() == [[[1.0, 4.0, 12.0, 0.0]]]
+    assert guided_durations(neutral, angry, 0.0, mask, 2.0).tolist() == [[[4.0, 8.0, 6.0, 0.0]]]

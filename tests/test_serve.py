@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+import emomix_cli.server.serve
+
 from emomix_cli.errors import EmomixError
 from emomix_cli.server import DEFAULT_MAX_TEXT_CHARS, MAX_GUIDANCE, MAX_STEPS
 from emomix_cli.server.serve import (
@@ -208,3 +210,31 @@ def test_a_closed_worker_refuses_new_jobs():
         worker.submit(lambda: None)
     with pytest.raises(EmomixError, match="queue size must be >= 0"):
         BoundedWorker(queue_size=-1)
+
+
+def test_the_service_loads_its_model_on_the_worker_thread_and_a_failed_load_stops_it(monkeypatch):
+    """Every torch call of the service runs on one thread (split over two, it ran 25-35 % slower)."""
+    import emomix_cli.synthesis
+    import emomix_cli.tts
+    from emomix_cli.server.serve import SpeechService
+
+    loaded_on, before = [], set(threading.enumerate())
+
+    def fake_load(model, device="cpu"):
+        loaded_on.append(threading.current_thread().name)
+        return object()
+
+    monkeypatch.setattr(emomix_cli.tts, "load_tts", fake_load)
+    monkeypatch.setattr(emomix_cli.server.serve, "load_default_vocoder", lambda bundle: "vocoder")
+    service = SpeechService.load("some/model.pt", threads=1)
+    assert loaded_on == ["emomix-synthesis"] and service.vocoder == "vocoder"
+    assert service.model_name == "model.pt"
+    service.close()
+
+    monkeypatch.setattr(emomix_cli.tts, "load_tts", lambda model, device="cpu": 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        SpeechService.load("some/model.pt")
+    time.sleep(0.1)
+    assert set(threading.enumerate()) <= before, "the failed load left its worker thread running"
+    with pytest.raises(EmomixError, match="--threads must be >= 1"):
+        SpeechService.load("some/model.pt", threads=0)

@@ -284,7 +284,7 @@ def test_guidance_needs_a_model_with_a_null_emotion(bundle, vocoder):
 
 def test_guidance_from_neutral_needs_no_null_emotion_and_keeps_the_timing(bundle, vocoder):
     plain = _say(bundle, vocoder, seed=3)
-    guided = _say(bundle, vocoder, seed=3, guidance=2.0, guidance_reference="neutral")
+    guided = _say(bundle, vocoder, seed=3, guidance=2.0, guidance_reference="neutral", guide_durations=False)
     assert guided.options.guidance_reference == "neutral"
     assert guided.mel.shape == plain.mel.shape  # Neutral's prior is laid on the mix's durations
     assert not (guided.mel == plain.mel).all()
@@ -368,3 +368,29 @@ def test_encoder_condition_neutral_takes_neutral_for_the_text_encoder(bundle):
     assert weighted.mel.shape != as_neutral.mel.shape or not (weighted.mel == as_neutral.mel).all()
     with pytest.raises(EmomixError, match="unknown encoder condition 'fancy'"):
         synthesize_mels(bundle, "Hi.", {"angry": 1.0}, SynthesisOptions(encoder_condition="fancy"))
+
+
+def test_guidance_from_neutral_moves_the_durations_by_the_same_formula(bundle, vocoder):
+    """log w = log w_N + w (log w_mix − log w_N): the mel has the frames those durations give."""
+    from emomix_cli.synthesis import plan_utterance, text_language
+    from emomix_cli.tts.mixing import guided_durations, token_conditions
+
+    text, weights = "Hello there.", {"angry": 1.0}
+    options = SynthesisOptions(steps=2, seed=3, guidance_reference="neutral").resolve(bundle)
+    sentence = plan_utterance(text, weights, bundle.emotions, bundle.symbols,
+                              text_language(bundle, options), False).sentences[0]
+    protos = emotion_prototypes(bundle, ["angry", "neutral"], None)
+    spk = bundle.model.speaker_vector(torch.tensor([0]))
+    tokens, lengths = torch.tensor([sentence.ids]), torch.tensor([len(sentence.ids)])
+    with torch.no_grad():
+        mix = bundle.model.encode(tokens, lengths, token_conditions(protos, sentence.mixes, "weighted"), spk)
+        neutral = bundle.model.encode(tokens, lengths, protos["neutral"][None], spk)
+    plain = _say(bundle, vocoder, text, weights, seed=3, steps=2)
+    for w in (0.5, 2.0, 3.0):
+        expected = int(guided_durations(neutral["logw"], mix["logw"], w, mix["x_mask"]).sum())
+        got = _say(bundle, vocoder, text, weights, seed=3, steps=2, guidance=w, guidance_reference="neutral")
+        assert got.mel.shape[-1] == expected
+    assert int(mix["durations"].sum()) == plain.mel.shape[-1]
+    # the same at w = 1, whatever the flag
+    same = _say(bundle, vocoder, text, weights, seed=3, steps=2, guidance_reference="neutral")
+    assert (same.mel == plain.mel).all()

@@ -269,7 +269,8 @@ def run_eval(
         conditioning_ser=str(ser_path) if ser_path else "embedded",
         judge_ser=judges.ser_name, asr=getattr(judges.asr, "name", None if judges.asr is None else "custom"),
         dnsmos=judges.dnsmos is not None, missing_judges=judges.missing,
-        **options.sampler(), seed=options.seed, vocoder=vocoder_name, n_sentences=len(sentences),
+        **options.sampler(), guide_durations=options.guide_durations, seed=options.seed, vocoder=vocoder_name,
+        n_sentences=len(sentences),
         sentences=[{"text": s["text"], "speaker": s["speaker"]} for s in sentences],
         scored_on="audio" if rescore_audio else "mel",
     )  # fmt: skip

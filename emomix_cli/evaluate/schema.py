@@ -234,6 +234,7 @@ class Config(Section):
     guidance: float | None = None
     encoder_condition: str | None = None
     guidance_reference: str | None = None  # null | neutral (reports before it: null)
+    guide_durations: bool | None = None  # guidance from neutral moves the timing too (reports before it: no)
     seed: int | None = None
     vocoder: str | None = None
     n_sentences: int | None = None

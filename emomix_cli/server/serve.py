@@ -206,32 +206,57 @@ class BoundedWorker:
 
 
 # ---------------------------------------------------------------- the service
+def check_limits(max_text_chars: int, threads: int | None) -> None:
+    """EmomixError for a text limit below 1 or a thread count below 1."""
+    if max_text_chars < 1:
+        raise EmomixError(f"--max-text-chars must be >= 1, got {max_text_chars}")
+    if threads is not None and threads < 1:
+        raise EmomixError(f"--threads must be >= 1, got {threads}")
+
+
+def synthesis_worker(queue_size: int, threads: int | None) -> BoundedWorker:
+    """The service's worker; ``threads`` (None: torch's default) is set on its thread first."""
+    return BoundedWorker(queue_size, initializer=None if threads is None else
+                         lambda: torch.set_num_threads(threads))  # fmt: skip
+
+
 class SpeechService:
     """One TTS bundle and one vocoder, loaded once, behind one :class:`BoundedWorker`."""
 
     def __init__(self, bundle, vocoder, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
-                 queue_size: int = DEFAULT_QUEUE_SIZE, model_name: str = "", threads: int | None = None):
-        if max_text_chars < 1:
-            raise EmomixError(f"--max-text-chars must be >= 1, got {max_text_chars}")
-        if threads is not None and threads < 1:
-            raise EmomixError(f"--threads must be >= 1, got {threads}")
+                 queue_size: int = DEFAULT_QUEUE_SIZE, model_name: str = "", threads: int | None = None,
+                 worker: BoundedWorker | None = None):
+        check_limits(max_text_chars, threads)
         self.bundle, self.vocoder = bundle, vocoder
         self.max_text_chars, self.model_name = max_text_chars, model_name
-        self.worker = BoundedWorker(queue_size, initializer=None if threads is None else
-                                    lambda: torch.set_num_threads(threads))  # fmt: skip
+        self.worker = worker or synthesis_worker(queue_size, threads)
 
     @classmethod
     def load(cls, model: str | Path, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
              queue_size: int = DEFAULT_QUEUE_SIZE, device: str = "cpu",
              threads: int | None = None) -> SpeechService:
-        """Load the model (a tts checkpoint path) and the default vocoder once."""
+        """Load the model (a tts checkpoint path) and the default vocoder once, on the worker's
+        thread: every torch call of the service then runs on that one thread. Torch work split
+        between two threads (loading here, synthesis there) ran 25-35 % slower on 2 cores, as
+        each thread kept its own OpenMP team (docs/performance.md, "emomix app")."""
         from ..assets import shipped_model_of
         from ..tts import load_tts
 
-        bundle = load_tts(model, device=device)
+        check_limits(max_text_chars, threads)
+        worker = synthesis_worker(queue_size, threads)
+
+        def load_both():
+            bundle = load_tts(model, device=device)
+            return bundle, load_default_vocoder(bundle)
+
+        try:
+            bundle, vocoder = worker.submit(load_both).result()
+        except BaseException:
+            worker.close()
+            raise
         shipped = shipped_model_of(model)
-        return cls(bundle, load_default_vocoder(bundle), max_text_chars, queue_size,
-                   shipped.name if shipped else Path(model).name, threads)
+        return cls(bundle, vocoder, max_text_chars, queue_size,
+                   shipped.name if shipped else Path(model).name, threads, worker)
 
     @property
     def emotions(self) -> list[str]:

@@ -392,6 +392,15 @@ def guided_coefficients(active: Mapping[str, float | torch.Tensor],
     return [(n, guidance * g) for n, g in rows] + [(None, null)]
 
 
+def guided_durations(logw_reference: torch.Tensor, logw_mix: torch.Tensor, guidance: float,
+                     x_mask: torch.Tensor, length_scale: float = 1.0) -> torch.Tensor:
+    """Frames per token under guidance from a reference timing (docs/DESIGN.md §1.4):
+    ``ceil(exp(log w_ref + w (log w_mix − log w_ref)) · length_scale)`` on the tokens of
+    ``x_mask``, 0 elsewhere; all ``[B, 1, L]``. w = 1 gives the mix's own durations."""
+    logw = logw_reference + guidance * (logw_mix - logw_reference)
+    return torch.ceil(torch.exp(logw) * x_mask * length_scale)
+
+
 def _repeat(tensor: torch.Tensor, m: int) -> torch.Tensor:
     """[B, ...] -> [B*m, ...] utterance-major; a stride-0 view when B == 1."""
     if m == 1:
