@@ -10,7 +10,7 @@ puts it, above 1 = further from Neutral. ``line`` is the same on all four featur
 scaled by its standard deviation over the run: the projection of the move onto the w = 1 move.
 
     .venv/bin/python benchmarks/guidance_positions.py --features data/demo/features --split val \
-        --sentences 8 --levels 1 2 3 --threads 1 [--set guide_durations=true] [--json out.json]
+        --sentences 8 --levels 1 2 3 --threads 1 [--whisper] [--set guidance_smoothing=0] [--json out.json]
 
 ``--set key=value`` changes a SynthesisOptions field for every synthesis (a variant).
 """
@@ -32,7 +32,7 @@ from bench_cold_start import cpu_description  # noqa: E402
 
 from emomix_cli.assets import model_path  # noqa: E402
 from emomix_cli.datasets import FeatureStore  # noqa: E402
-from emomix_cli.evaluate.judges import prosody  # noqa: E402
+from emomix_cli.evaluate.judges import WhisperASR, prosody, resample, wer_cer  # noqa: E402
 from emomix_cli.evaluate.run import choose_sentences  # noqa: E402
 from emomix_cli.synthesis import SynthesisOptions, load_default_vocoder, synthesize_mels, vocode  # noqa: E402
 from emomix_cli.tags import escape_tags  # noqa: E402
@@ -53,8 +53,9 @@ def parse_value(text: str):
     return text
 
 
-def measure(bundle, vocoder, sentences, emotions, levels, options) -> dict:
-    """{(emotion, w, sentence index): prosody row}, Neutral under ("neutral", 1.0, i)."""
+def measure(bundle, vocoder, sentences, emotions, levels, options, asr=None) -> dict:
+    """{(emotion, w, sentence index): prosody row (+ Whisper's ``hyp`` with ``asr``)}, Neutral
+    under ("neutral", 1.0, i)."""
     rows = {}
     for i, sentence in enumerate(sentences):
         base = dataclasses.replace(options, seed=options.seed + i, speaker=sentence["speaker"])
@@ -64,6 +65,8 @@ def measure(bundle, vocoder, sentences, emotions, levels, options) -> dict:
                                      dataclasses.replace(base, guidance=w))
             wav = vocode(vocoder, result.mel)
             rows[emotion, w, i] = prosody(wav, vocoder.sample_rate, sentence["n_phones"])
+            if asr is not None:
+                rows[emotion, w, i]["hyp"] = asr(resample(wav, vocoder.sample_rate, 16000))
         print(f"  sentence {i + 1}/{len(sentences)} ({sentence['speaker']})", file=sys.stderr, flush=True)
     return rows
 
@@ -71,6 +74,7 @@ def measure(bundle, vocoder, sentences, emotions, levels, options) -> dict:
 def positions(rows: dict, n: int, emotions, levels) -> dict:
     """{emotion: {w: {feature: position, "line": position}}}."""
     values = np.array([[row[f] if row[f] is not None else np.nan for f in FEATURES] for row in rows.values()])
+    values = values.reshape(-1, len(FEATURES))
     scale = np.nanstd(values, axis=0)
     scale[~(scale > 0)] = 1.0
     vec = {key: np.array([row[f] if row[f] is not None else np.nan for f in FEATURES]) for key, row in rows.items()}
@@ -99,6 +103,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], help="a SynthesisOptions field, key=value")
     parser.add_argument("--json", help="write the positions here")
+    parser.add_argument("--whisper", action="store_true", help="also Whisper tiny.en's WER per emotion and w")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = model_path(args.model) if "/" not in args.model and not args.model.endswith(".pt") else args.model
@@ -111,19 +116,27 @@ def main() -> int:
     emotions = [e for e in bundle.emotions if e != "neutral"]
     levels = sorted(set([1.0] + args.levels))
     started = time.perf_counter()
-    rows = measure(bundle, vocoder, sentences, emotions, levels, options)
+    asr = WhisperASR(threads=args.threads) if args.whisper else None
+    rows = measure(bundle, vocoder, sentences, emotions, levels, options, asr)
     table = positions(rows, len(sentences), emotions, levels)
     print(cpu_description())
     speakers = sorted({s["speaker"] for s in sentences})
     print(f"model {args.model}, {args.split} split, {len(sentences)} sentences over {len(speakers)} speakers, "
           f"options {changes or 'default'} (guidance reference {options.guidance_reference}), "
           f"{time.perf_counter() - started:.0f} s\n")
-    print("| emotion | w | line | " + " | ".join(FEATURES) + " |")
-    print("|---|---:|---:|" + "---:|" * len(FEATURES))
+    wer = {}
+    if asr is not None:
+        for e, w in [("neutral", 1.0)] + [(e, w) for e in emotions for w in levels]:
+            keys = [k for k in rows if k[:2] == (e, w)]
+            wer[e, w] = wer_cer([sentences[k[2]]["text"] for k in keys], [rows[k]["hyp"] for k in keys])["wer"]
+        print(f"Neutral WER {wer['neutral', 1.0]:.2f}\n")
+    print("| emotion | w | line | " + " | ".join(FEATURES) + (" | WER |" if wer else " |"))
+    print("|---|---:|---:|" + "---:|" * (len(FEATURES) + bool(wer)))
     for e in emotions:
         for w in levels:
             p = table[e][w]
-            print(f"| {e} | {w:g} | **{p['line']:.2f}** | " + " | ".join(f"{p[f]:.2f}" for f in FEATURES) + " |")
+            cells = [f"{p[f]:.2f}" for f in FEATURES] + ([f"{wer[e, w]:.2f}"] if wer else [])
+            print(f"| {e} | {w:g} | **{p['line']:.2f}** | " + " | ".join(cells) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps({"options": changes, "sentences": len(sentences),
                                                "positions": {e: {str(w): p for w, p in t.items()} for e, t in table.items()},

@@ -239,6 +239,7 @@ def mix(
     encoder_condition: Annotated[str | None, typer.Option(help="weighted | base | neutral: the emotion the text encoder and durations see (default: the model's).")] = None,
     guidance_reference: Annotated[str | None, typer.Option(help="null | neutral: what guidance w ≠ 1 extrapolates away from, the decoder's null emotion or Neutral speech on the same timing (default: the model's).")] = None,
     guide_durations: Annotated[bool, typer.Option("--guide-durations/--keep-durations", help="Guidance from neutral (w ≠ 1) moves the timing too: log-durations extrapolated from Neutral's like the velocity (default); --keep-durations keeps the mix's own.")] = True,
+    guidance_smoothing: Annotated[float | None, typer.Option(help="Smooth guidance's push along frequency by a Gaussian of this many mel bins, so w moves the spectral envelope and the mix keeps its own harmonics; 0 = plain extrapolation (default 2).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same audio).")] = 0,
     solver: Annotated[str | None, typer.Option(help="score2d models: euler | euler-sde | heun | dpm2m; flow1d models: euler | midpoint | heun (default: the model's)")] = None,
     length_scale: Annotated[float, typer.Option(min=0.1, help="Speaking-rate scale (>1 slower).")] = 1.0,
@@ -270,7 +271,7 @@ def mix(
     options = SynthesisOptions(
         steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
         guidance=guidance, encoder_condition=encoder_condition, guidance_reference=guidance_reference,
-        guide_durations=guide_durations, speaker=speaker,
+        guide_durations=guide_durations, guidance_smoothing=guidance_smoothing, speaker=speaker,
         speaker_wav=speaker_wav, seed=seed, length_scale=length_scale, allow_foreign_text=allow_foreign_text,
         transition_ms=transition_ms,
     )
@@ -334,6 +335,7 @@ def evaluate(
     encoder_condition: Annotated[str | None, typer.Option(help="weighted | base | neutral (default: the model's).")] = None,
     guidance_reference: Annotated[str | None, typer.Option(help="null | neutral: what guidance extrapolates away from (default: the model's).")] = None,
     guide_durations: Annotated[bool, typer.Option("--guide-durations/--keep-durations", help="Guidance from neutral (w ≠ 1) moves the timing too: log-durations extrapolated from Neutral's like the velocity (default); --keep-durations keeps the mix's own.")] = True,
+    guidance_smoothing: Annotated[float | None, typer.Option(help="Smooth guidance's push along frequency by a Gaussian of this many mel bins, so w moves the spectral envelope and the mix keeps its own harmonics; 0 = plain extrapolation (default 2).")] = None,
     max_sentences: Annotated[int, typer.Option(min=1, help="Sentences of the split.")] = EVAL_MAX_SENTENCES,
     guidance_sweep: Annotated[str | None, typer.Option(help="Guidance levels to judge, e.g. 1,2,3, or off (default: 1,2,3 when the model can be guided).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
@@ -359,7 +361,8 @@ def evaluate(
         torch.set_num_threads(threads)
     options = SynthesisOptions(steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
                                guidance=guidance, encoder_condition=encoder_condition,
-                               guidance_reference=guidance_reference, guide_durations=guide_durations, seed=seed)
+                               guidance_reference=guidance_reference, guide_durations=guide_durations,
+                               guidance_smoothing=guidance_smoothing, seed=seed)
     levels = parse_guidance_levels(guidance_sweep)
     model = model_path(model)
     judge_ser = judge_ser or default_judge_ser(features, model)

@@ -48,6 +48,7 @@ from .tts.mixing import (
     MixedOutput,
     Reference,
     check_guidance,
+    check_smoothing,
     cross_fade_half_width,
     guided_durations,
     token_conditions,
@@ -59,6 +60,8 @@ FALLBACK_SAMPLER = {"steps": 10, "temperature": DEFAULT_TEMPERATURE, "solver": "
                     "guidance": 1.0, "encoder_condition": "weighted", "guidance_reference": NULL}
 SENTENCE_PAUSE_S = 0.25
 DEFAULT_TRANSITION_MS = 80.0  # cross-fade between tagged segments (docs/DESIGN.md §1.3)
+# guidance moves the spectral envelope, not the harmonics (docs/DESIGN.md §1.4; chosen on val)
+DEFAULT_GUIDANCE_SMOOTHING = 2.0
 
 
 @dataclass
@@ -88,6 +91,7 @@ class SynthesisOptions:
     allow_foreign_text: bool = False  # speak letters outside the voice's script (espeak names them)
     transition_ms: float | None = None  # cross-fade at tag boundaries; None: DEFAULT_TRANSITION_MS
     guide_durations: bool = True  # guidance from Neutral extrapolates the log-durations too
+    guidance_smoothing: float | None = None  # σ (mel bins) of the guidance term; None: the default, 0: plain
 
     def resolve(self, bundle) -> SynthesisOptions:
         """A copy with every None sampler setting filled (model default, else the fallback)
@@ -114,10 +118,15 @@ class SynthesisOptions:
             raise EmomixError(f"transition must be a finite number of ms ≥ 0, got {self.transition_ms}; "
                               f"{DEFAULT_TRANSITION_MS:g} is the default, 0 switches at once")
         check_guidance(model, float(self.guidance), self.guidance_reference)
+        check_smoothing(self.smoothing())
 
     def transition(self) -> float:
         """The cross-fade at tag boundaries in ms (``transition_ms``, else the default)."""
         return DEFAULT_TRANSITION_MS if self.transition_ms is None else float(self.transition_ms)
+
+    def smoothing(self) -> float:
+        """Guidance's smoothing σ in mel bins (``guidance_smoothing``, else the default)."""
+        return DEFAULT_GUIDANCE_SMOOTHING if self.guidance_smoothing is None else float(self.guidance_smoothing)
 
     def sampler(self) -> dict:
         """The sampler settings (for reports): steps … guidance_reference."""
@@ -312,7 +321,7 @@ class _SentenceSampler:
         tock = time.perf_counter()
         self.timings["encoder"] += tock - tick
         mixed = MixedOutput(model, mu, mask, conditions, weights, options.k_max, options.k_min,
-                            options.sequential, options.guidance, reference)
+                            options.sequential, options.guidance, reference, options.smoothing())
         mel = model.sample(mixed, mu, mask, options.solver, int(options.steps),
                            options.temperature, self.generator)
         self.timings["decoder"] += time.perf_counter() - tock

@@ -340,3 +340,26 @@ def test_model_path_finds_shipped_models_by_name_and_paths_as_paths(tmp_path):
     assert model_path(str(DEMO_MODEL)) == DEMO_MODEL
     with pytest.raises(EmomixError, match="checkpoint not found"):
         model_path(tmp_path / "missing.pt")
+
+
+def test_guidance_timing_and_smoothing_options_reach_the_synthesis(tmp_path, monkeypatch):
+    import emomix_cli.synthesis as synthesis
+
+    seen = []
+    real = synthesis.synthesize_mels
+
+    def spy(bundle, text, weights, options=None):
+        seen.append(options)
+        return real(bundle, text, weights, options)
+
+    monkeypatch.setattr(synthesis, "synthesize_mels", spy)
+    common = ["mix", "Go.", "--angry", "1", "--steps", "2", "--guidance", "2", "--vocoder", "griffinlim",
+              "--gl-iters", "2"]
+    assert invoke(*common, "-o", tmp_path / "a.wav").exit_code == 0
+    assert invoke(*common, "--keep-durations", "--guidance-smoothing", "0", "-o", tmp_path / "b.wav").exit_code == 0
+    assert (seen[0].guide_durations, seen[0].smoothing()) == (True, 2.0)
+    assert (seen[1].guide_durations, seen[1].smoothing()) == (False, 0.0)
+    assert sf.info(tmp_path / "a.wav").frames != sf.info(tmp_path / "b.wav").frames  # timing moved
+    assert_one_line_error(invoke(*common, "--guidance-smoothing", "-1", "-o", tmp_path / "c.wav"),
+                          "guidance smoothing must be a finite number of mel bins ≥ 0, got -1.0")
+    assert not (tmp_path / "c.wav").exists()

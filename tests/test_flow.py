@@ -445,3 +445,31 @@ def test_eval_runs_a_flow_model_with_its_guidance_sweep(tmp_path, flow_run):
     assert report.config.solver == "heun"
     assert [row.w for row in report.guidance.rows] == [1.0, 2.0]
     assert (out / "report.json").is_file() and (out / "guidance.png").is_file()
+
+
+def test_smoothed_guidance_pushes_the_envelope_and_keeps_the_mix_harmonics():
+    """o = o_mix + (w − 1)·G_σ(o_mix − o_ref), batched or one call per row; w = 1 is Eq. 8."""
+    from emomix_cli.tts.mixing import Reference, smooth_frequencies
+
+    model = _perturbed_flow_model()
+    x, mu, mask, vectors, spk = _mix_inputs(model)
+    mu_neutral = mu.flip(-1) + 0.5
+    weights = {"angry": 0.6, "happy": 0.4}
+    conditions = {"angry": (vectors["angry"], spk), "happy": (vectors["happy"], spk),
+                  "neutral": (vectors["sad"], spk)}
+    reference = Reference("neutral", mu_neutral)
+    with torch.no_grad():
+        per = {n: model.velocity(x, mask, mu, 0.3, vectors[n][None], spk[None]) for n in weights}
+        ref = model.velocity(x, mask, mu_neutral, 0.3, vectors["sad"][None], spk[None])
+        mix = sum(g * per[n] for n, g in weights.items())
+        for w in (0.0, 2.0, 3.0):
+            expected = mix + (w - 1) * smooth_frequencies(mix - ref, 1.5)
+            for sequential in (False, True):
+                mixed = MixedOutput(model, mu, mask, conditions, weights, sequential=sequential,
+                                    guidance=w, reference=reference, smoothing=1.5)
+                assert torch.allclose(mixed(x, 0.3), expected, atol=1e-5)
+            plain = MixedOutput(model, mu, mask, conditions, weights, guidance=w, reference=reference)
+            assert not torch.allclose(plain(x, 0.3), expected, atol=1e-3)  # σ really changes it
+        at_one = MixedOutput(model, mu, mask, conditions, weights, guidance=1.0, reference=reference,
+                             smoothing=1.5)
+        assert torch.allclose(at_one(x, 0.3), mix, atol=1e-6)

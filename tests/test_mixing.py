@@ -257,3 +257,24 @@ def test_guided_durations_extrapolate_the_log_durations_from_the_reference():
     assert guided_durations(neutral, angry, 1.0, mask).tolist() == [[[1.0, 4.0, 6.0, 0.0]]]
     assert guided_durations(neutral, angry, 2.0, mask).tolist() == [[[1.0, 4.0, 12.0, 0.0]]]
     assert guided_durations(neutral, angry, 0.0, mask, 2.0).tolist() == [[[4.0, 8.0, 6.0, 0.0]]]
+
+
+def test_smoothing_along_frequency_is_a_normalised_gaussian_with_repeated_edges():
+    from emomix_cli.tts.mixing import check_smoothing, smooth_frequencies
+
+    values = torch.randn(2, 80, 7, dtype=torch.float64)
+    assert smooth_frequencies(values, 0.0) is values
+    flat = torch.full((1, 80, 5), 3.0, dtype=torch.float64)
+    assert torch.allclose(smooth_frequencies(flat, 2.0), flat)  # a constant spectrum is kept
+    ramp = torch.arange(80, dtype=torch.float64).view(1, 80, 1).expand(1, 80, 3)
+    inner = smooth_frequencies(ramp, 2.0)[:, 10:70]
+    assert torch.allclose(inner, ramp[:, 10:70])  # symmetric: a line stays a line inside
+    impulse = torch.zeros(1, 80, 1, dtype=torch.float64)
+    impulse[0, 40, 0] = 1.0
+    spread = smooth_frequencies(impulse, 2.0)[0, :, 0]
+    assert spread.sum().item() == pytest.approx(1.0) and int(spread.argmax()) == 40
+    assert spread[42].item() == pytest.approx(spread[40].item() * math.exp(-0.5), rel=1e-9)
+    assert spread[33].item() == 0.0  # truncated at 3σ
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(EmomixError, match="guidance smoothing must be a finite number of mel bins"):
+            check_smoothing(bad)

@@ -278,6 +278,10 @@ class MixedOutput:
     benchmark's baseline); both give the same result. ``n_forward`` counts the model calls and
     ``n_evaluations`` the evaluations of the mix. ``guidance`` w ≠ 1 adds the ``reference`` row
     (:class:`Reference`; default: the null emotion at the same μ) to the same call.
+    ``smoothing`` σ > 0 (mel bins) smooths the guidance term along frequency:
+    ``o = o_mix + (w − 1)·G_σ(o_mix − o_ref)`` (:func:`smooth_frequencies`; σ = 0 is the plain
+    ``o_ref + w(o_mix − o_ref)``), so guidance moves the spectral envelope and leaves the harmonics
+    to the mix (docs/DESIGN.md §1.4).
     """
 
     def __init__(
@@ -292,8 +296,11 @@ class MixedOutput:
         sequential: bool = False,
         guidance: float = 1.0,
         reference: Reference | None = None,
+        smoothing: float = 0.0,
     ):
         _check_thresholds(k_max, k_min)
+        check_smoothing(smoothing)
+        self.smoothing = float(smoothing)
         self.reference = reference or Reference()
         check_guidance(model, guidance, self.reference.name)
         per_frame = isinstance(weights, FrameMix)
@@ -326,18 +333,18 @@ class MixedOutput:
 
     def __call__(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         t = float(t)
-        rows = guided_coefficients(self.active(t), self.guidance)  # [(name | None, coefficient)]
-        rows = [(n, c.to(x) if isinstance(c, torch.Tensor) else c) for n, c in rows]  # c: γ or γ(n)
+        active = self.active(t)
+        rows = guided_coefficients(active, self.guidance)  # [(name | None, coefficient)]
         self.n_evaluations += 1
+        names = [name for name, _ in rows]
         if self.sequential:
-            return sum(c * self._forward(x, t, [name]) for name, c in rows)
-        m, batch = len(rows), x.shape[0]
-        scores = self._forward(x, t, [name for name, _ in rows]).view(batch, m, *x.shape[1:])
-        if any(isinstance(c, torch.Tensor) for _, c in rows):  # per frame: γ_i(n) on the last axis
-            frames = torch.stack([torch.as_tensor(c).to(x).expand(x.shape[-1]) for _, c in rows])
-            return torch.einsum("bm...t,mt->b...t", scores, frames)
-        coefficients = torch.tensor([c for _, c in rows], dtype=x.dtype, device=x.device)
-        return torch.einsum("bm...,m->b...", scores, coefficients)
+            outputs = torch.stack([self._forward(x, t, [name]) for name in names], dim=1)
+        else:
+            outputs = self._forward(x, t, names).view(x.shape[0], len(rows), *x.shape[1:])
+        if self.smoothing > 0 and self.guidance != 1.0:  # the last row is the reference
+            mix = _combine(outputs[:, :-1], [c for _, c in guided_coefficients(active, 1.0)], x)
+            return mix + (self.guidance - 1.0) * smooth_frequencies(mix - outputs[:, -1], self.smoothing)
+        return _combine(outputs, [c for _, c in rows], x)
 
     def _forward(self, x: torch.Tensor, t: float, names: list[str | None]) -> torch.Tensor:
         """One model call on ``B × len(names)`` rows (utterance-major); ``None`` is guidance's
@@ -360,6 +367,38 @@ class MixedOutput:
         times = torch.full((batch * m,), t, dtype=x.dtype, device=x.device)
         return self.model.network_output(_repeat(x, m), _repeat(self.mask, m), mu,
                                          times, emotion, spk, **extra)
+
+
+def _combine(outputs: torch.Tensor, coefficients: list, x: torch.Tensor) -> torch.Tensor:
+    """Σ_m c_m · outputs[:, m] for outputs ``[B, M, ...]``; a c may be a ``[T]`` tensor (one
+    weight per frame, on the last axis)."""
+    if any(isinstance(c, torch.Tensor) for c in coefficients):  # per frame: γ_i(n)
+        frames = torch.stack([torch.as_tensor(c).to(x).expand(x.shape[-1]) for c in coefficients])
+        return torch.einsum("bm...t,mt->b...t", outputs, frames)
+    weights = torch.tensor(coefficients, dtype=x.dtype, device=x.device)
+    return torch.einsum("bm...,m->b...", outputs, weights)
+
+
+def smooth_frequencies(values: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``values [B, F, T]`` convolved along F (the mel bins) with a normalised Gaussian of std
+    ``sigma`` bins, truncated at 3σ, the edge bins repeated; σ = 0 returns ``values``."""
+    if sigma <= 0:
+        return values
+    radius = max(1, int(math.ceil(3 * sigma)))
+    offsets = torch.arange(-radius, radius + 1, dtype=values.dtype, device=values.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).view(1, 1, -1)
+    batch, bins, frames = values.shape
+    flat = values.transpose(1, 2).reshape(batch * frames, 1, bins)
+    flat = F.conv1d(F.pad(flat, (radius, radius), mode="replicate"), kernel)
+    return flat.reshape(batch, frames, bins).transpose(1, 2)
+
+
+def check_smoothing(smoothing: float) -> None:
+    """EmomixError unless the guidance smoothing is a finite number of mel bins ≥ 0."""
+    if not (math.isfinite(smoothing) and smoothing >= 0):
+        raise EmomixError(f"guidance smoothing must be a finite number of mel bins ≥ 0, got {smoothing}; "
+                          f"0 turns it off")
 
 
 def check_guidance(model, guidance: float, reference: str = NULL) -> None:
