@@ -90,7 +90,7 @@ class SynthesisOptions:
     sequential: bool = False
     allow_foreign_text: bool = False  # speak letters outside the voice's script (espeak names them)
     transition_ms: float | None = None  # cross-fade at tag boundaries; None: DEFAULT_TRANSITION_MS
-    guide_durations: bool = True  # guidance from Neutral extrapolates the log-durations too
+    guide_durations: bool = False  # guidance from Neutral extrapolates the log-durations too (slow sad)
     guidance_smoothing: float | None = None  # σ (mel bins) of the guidance term; None: the default, 0: plain
 
     def resolve(self, bundle) -> SynthesisOptions:

@@ -355,10 +355,10 @@ def test_guidance_timing_and_smoothing_options_reach_the_synthesis(tmp_path, mon
     monkeypatch.setattr(synthesis, "synthesize_mels", spy)
     common = ["mix", "Go.", "--angry", "1", "--steps", "2", "--guidance", "2", "--vocoder", "griffinlim",
               "--gl-iters", "2"]
-    assert invoke(*common, "-o", tmp_path / "a.wav").exit_code == 0
-    assert invoke(*common, "--keep-durations", "--guidance-smoothing", "0", "-o", tmp_path / "b.wav").exit_code == 0
+    assert invoke(*common, "--guide-durations", "-o", tmp_path / "a.wav").exit_code == 0
+    assert invoke(*common, "--guidance-smoothing", "0", "-o", tmp_path / "b.wav").exit_code == 0
     assert (seen[0].guide_durations, seen[0].smoothing()) == (True, 2.0)
-    assert (seen[1].guide_durations, seen[1].smoothing()) == (False, 0.0)
+    assert (seen[1].guide_durations, seen[1].smoothing()) == (False, 0.0)  # the defaults: keep, 2
     assert sf.info(tmp_path / "a.wav").frames != sf.info(tmp_path / "b.wav").frames  # timing moved
     assert_one_line_error(invoke(*common, "--guidance-smoothing", "-1", "-o", tmp_path / "c.wav"),
                           "guidance smoothing must be a finite number of mel bins ≥ 0, got -1.0")

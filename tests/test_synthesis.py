@@ -388,9 +388,10 @@ def test_guidance_from_neutral_moves_the_durations_by_the_same_formula(bundle, v
     plain = _say(bundle, vocoder, text, weights, seed=3, steps=2)
     for w in (0.5, 2.0, 3.0):
         expected = int(guided_durations(neutral["logw"], mix["logw"], w, mix["x_mask"]).sum())
-        got = _say(bundle, vocoder, text, weights, seed=3, steps=2, guidance=w, guidance_reference="neutral")
+        got = _say(bundle, vocoder, text, weights, seed=3, steps=2, guidance=w, guidance_reference="neutral",
+                   guide_durations=True)
         assert got.mel.shape[-1] == expected
     assert int(mix["durations"].sum()) == plain.mel.shape[-1]
     # the same at w = 1, whatever the flag
-    same = _say(bundle, vocoder, text, weights, seed=3, steps=2, guidance_reference="neutral")
+    same = _say(bundle, vocoder, text, weights, seed=3, steps=2, guidance_reference="neutral", guide_durations=True)
     assert (same.mel == plain.mel).all()
