@@ -288,9 +288,9 @@ def test_guided_velocities_follow_the_guidance_formula():
             assert torch.allclose(got, expected, rtol=1e-5, atol=3e-5)
 
 
-def test_guidance_from_neutral_uses_neutral_at_its_own_prior():
-    """o = o_N(μ_N) + w Σ γ_i (o_i(μ) − o_N(μ_N)): the reference row is Neutral's condition at
-    Neutral's μ, in the same single call, and needs no condition dropout."""
+def _neutral_reference_case():
+    """A flow model, a 0.6 angry + 0.4 happy mix, Neutral (the "sad" vector) at its own μ as the
+    reference, and each row's velocity at t = 0.3 from separate calls."""
     from emomix_cli.tts.mixing import Reference
 
     model = _perturbed_flow_model()
@@ -299,11 +299,18 @@ def test_guidance_from_neutral_uses_neutral_at_its_own_prior():
     weights = {"angry": 0.6, "happy": 0.4}
     conditions = {"angry": (vectors["angry"], spk), "happy": (vectors["happy"], spk),
                   "neutral": (vectors["sad"], spk)}
-    reference = Reference("neutral", mu_neutral)
     with torch.no_grad():
         per = {n: model.velocity(x, mask, mu, 0.3, vectors[n][None], spk[None]) for n in weights}
         ref = model.velocity(x, mask, mu_neutral, 0.3, vectors["sad"][None], spk[None])
         at_own_mu = model.velocity(x, mask, mu, 0.3, vectors["sad"][None], spk[None])
+    return model, x, mu, mask, conditions, weights, Reference("neutral", mu_neutral), per, ref, at_own_mu
+
+
+def test_guidance_from_neutral_uses_neutral_at_its_own_prior():
+    """o = o_N(μ_N) + w Σ γ_i (o_i(μ) − o_N(μ_N)): the reference row is Neutral's condition at
+    Neutral's μ, in the same single call, and needs no condition dropout."""
+    model, x, mu, mask, conditions, weights, reference, per, ref, at_own_mu = _neutral_reference_case()
+    with torch.no_grad():
         for w in (0.0, 2.0):
             mixed = MixedOutput(model, mu, mask, conditions, weights, guidance=w, reference=reference)
             expected = ref + w * sum(g * (per[n] - ref) for n, g in weights.items())
@@ -449,18 +456,10 @@ def test_eval_runs_a_flow_model_with_its_guidance_sweep(tmp_path, flow_run):
 
 def test_smoothed_guidance_pushes_the_envelope_and_keeps_the_mix_harmonics():
     """o = o_mix + (w − 1)·G_σ(o_mix − o_ref), batched or one call per row; w = 1 is Eq. 8."""
-    from emomix_cli.tts.mixing import Reference, smooth_frequencies
+    from emomix_cli.tts.mixing import smooth_frequencies
 
-    model = _perturbed_flow_model()
-    x, mu, mask, vectors, spk = _mix_inputs(model)
-    mu_neutral = mu.flip(-1) + 0.5
-    weights = {"angry": 0.6, "happy": 0.4}
-    conditions = {"angry": (vectors["angry"], spk), "happy": (vectors["happy"], spk),
-                  "neutral": (vectors["sad"], spk)}
-    reference = Reference("neutral", mu_neutral)
+    model, x, mu, mask, conditions, weights, reference, per, ref, _ = _neutral_reference_case()
     with torch.no_grad():
-        per = {n: model.velocity(x, mask, mu, 0.3, vectors[n][None], spk[None]) for n in weights}
-        ref = model.velocity(x, mask, mu_neutral, 0.3, vectors["sad"][None], spk[None])
         mix = sum(g * per[n] for n, g in weights.items())
         for w in (0.0, 2.0, 3.0):
             expected = mix + (w - 1) * smooth_frequencies(mix - ref, 1.5)
