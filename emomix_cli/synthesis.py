@@ -119,6 +119,9 @@ class SynthesisOptions:
                               f"{DEFAULT_TRANSITION_MS:g} is the default, 0 switches at once")
         check_guidance(model, float(self.guidance), self.guidance_reference)
         check_smoothing(self.smoothing())
+        if self.guide_durations and self.guidance_reference != NEUTRAL:
+            raise EmomixError("--guide-durations extrapolates from Neutral's timing; add "
+                              "--guidance-reference neutral (or drop --guide-durations)")
 
     def transition(self) -> float:
         """The cross-fade at tag boundaries in ms (``transition_ms``, else the default)."""

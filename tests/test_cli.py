@@ -363,3 +363,5 @@ def test_guidance_timing_and_smoothing_options_reach_the_synthesis(tmp_path, mon
     assert_one_line_error(invoke(*common, "--guidance-smoothing", "-1", "-o", tmp_path / "c.wav"),
                           "guidance smoothing must be a finite number of mel bins ≥ 0, got -1.0")
     assert not (tmp_path / "c.wav").exists()
+    assert_one_line_error(invoke(*common, "--guide-durations", "--guidance-reference", "null", "-o", tmp_path / "d.wav"),
+                          "--guide-durations extrapolates from Neutral's timing; add --guidance-reference neutral")
