@@ -74,7 +74,6 @@ def measure(bundle, vocoder, sentences, emotions, levels, options, asr=None) -> 
 def positions(rows: dict, n: int, emotions, levels) -> dict:
     """{emotion: {w: {feature: position, "line": position}}}."""
     values = np.array([[row[f] if row[f] is not None else np.nan for f in FEATURES] for row in rows.values()])
-    values = values.reshape(-1, len(FEATURES))
     scale = np.nanstd(values, axis=0)
     scale[~(scale > 0)] = 1.0
     vec = {key: np.array([row[f] if row[f] is not None else np.nan for f in FEATURES]) for key, row in rows.items()}
@@ -106,8 +105,7 @@ def main() -> int:
     parser.add_argument("--whisper", action="store_true", help="also Whisper tiny.en's WER per emotion and w")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    path = model_path(args.model) if "/" not in args.model and not args.model.endswith(".pt") else args.model
-    bundle = load_tts(path, device="cpu")
+    bundle = load_tts(model_path(args.model), device="cpu")  # a shipped model's name or a path
     vocoder = load_default_vocoder(bundle)
     changes = dict(item.split("=", 1) for item in args.set)
     options = dataclasses.replace(SynthesisOptions(), **{k: parse_value(v) for k, v in changes.items()})
