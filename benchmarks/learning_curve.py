@@ -79,8 +79,9 @@ def row_from_report(data: dict, label: str, cpu_hours: float, steps: int, series
 
 
 def judge_snapshot(snapshot: Path, template: Path, features: Path, out: Path, setting: str,
-                   sentences: int) -> tuple[dict, float, int]:
-    """Export ``snapshot``'s EMA weights into ``template``'s model and judge it on val.
+                   sentences: int, weights: str = "ema") -> tuple[dict, float, int]:
+    """Export ``snapshot``'s EMA (or raw: ``weights``) weights into ``template``'s model and
+    judge it on val.
 
     Returns the report (as JSON data), the series' hours stored in the snapshot and its step."""
     from emomix_cli.checkpoint import load_checkpoint
@@ -95,7 +96,8 @@ def judge_snapshot(snapshot: Path, template: Path, features: Path, out: Path, se
     hours = state.get("snapshot", {}).get("hours")
     if hours is None:
         raise EmomixError(f"{snapshot} stores no series hours; write it with recipes/demo/cpu_train.sh")
-    model = export_for_shipping(template, out / "model.pt", half=False, ema_from=snapshot)
+    source = {"ema_from": snapshot} if weights == "ema" else {"raw_from": snapshot}
+    model = export_for_shipping(template, out / f"model_{weights}.pt", half=False, **source)
     judges = load_judges(default_judge_ser(str(features), str(model)), dnsmos=False)
     report = run_eval(str(model), None, out / "eval", features=str(features), split="val",
                       options=parse_setting(setting), max_sentences=sentences, judges=judges,
@@ -150,6 +152,8 @@ def main() -> None:
     parser.add_argument("--template", type=Path, help="--judge: a tts.pt of the same recipe (its config)")
     parser.add_argument("--features", type=Path, default=Path("data/demo/features"))
     parser.add_argument("--setting", default="10,1.5,1,weighted", help="--judge: steps,tau,guidance,encoder[,solver[,guidance_reference]]")
+    parser.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                        help="--judge: the snapshot's EMA weights or its raw ones")
     parser.add_argument("--sentences", type=int, default=4, help="--judge: val sentences (round-robin over speakers)")
     parser.add_argument("--out", type=Path, default=Path("runs/curve"))
     parser.add_argument("--threads", type=int, default=2, help="--judge: torch threads")
@@ -165,8 +169,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         out = args.out / f"{args.judge.stem}_{int(args.judge.stat().st_mtime)}"
         data, hours, steps = judge_snapshot(args.judge, args.template, args.features, out, args.setting,
-                                            args.sentences)
-        rows.append(row_from_report(data, args.label or f"step {steps} (EMA)", hours, steps,
+                                            args.sentences, args.weights)
+        label = args.label or f"step {steps} ({'EMA' if args.weights == 'ema' else 'raw'})"
+        rows.append(row_from_report(data, label, hours, steps,
                                     args.series, args.guidance))
         write_rows(args.csv, rows)
     elif args.add:

@@ -318,8 +318,24 @@ def test_models_lists_the_shipped_models_with_the_default_marked():
     assert espeak["default"] and espeak["family"] == "flow1d"
     assert espeak["emotions"] == ["angry", "happy", "neutral", "sad", "surprise"]
     assert len(espeak["voices"]) == 4 and 5 < espeak["megabytes"] < 12
+    natural = next(row for row in rows if row["name"] == "natural")
+    assert not natural["default"] and natural["family"] == "flow1d"
+    assert natural["emotions"] == espeak["emotions"] and len(natural["voices"]) == 4
+    assert 5 < natural["megabytes"] <= 12  # issue 27's size limit
     table = invoke("models")
-    assert table.exit_code == 0 and "espeak (default)" in table.output
+    assert table.exit_code == 0 and "espeak (default)" in table.output and "natural" in table.output
+
+
+def test_each_shipped_model_has_its_corpus_judge_and_speaks_by_name(tmp_path):
+    from emomix_cli.assets import ASSETS, MODELS, judge_for_model
+
+    assert judge_for_model(MODELS["natural"].path) == ASSETS / "judge_ser_natural.pt"
+    assert judge_for_model(MODELS["espeak"].path) == ASSETS / "judge_ser.pt"
+    out = tmp_path / "natural.wav"
+    result = invoke("mix", "Hi there.", "--sad", "0.5", "--model", "natural", "--vocoder", "griffinlim",
+                    "--gl-iters", "2", "--steps", "2", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1000
 
 
 def test_model_by_name_speaks_and_an_unknown_name_lists_the_known_ones(tmp_path):

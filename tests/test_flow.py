@@ -472,3 +472,38 @@ def test_smoothed_guidance_pushes_the_envelope_and_keeps_the_mix_harmonics():
         at_one = MixedOutput(model, mu, mask, conditions, weights, guidance=1.0, reference=reference,
                              smoothing=1.5)
         assert torch.allclose(at_one(x, 0.3), mix, atol=1e-6)
+
+
+def test_the_voicing_probe_samples_the_decoder_on_the_real_timing(flow_run):
+    import numpy as np
+
+    from benchmarks.voicing_probe import model_mels, probe_items
+    from emomix_cli.datasets import FeatureStore
+    from emomix_cli.tts import load_tts
+
+    checkpoint, root, _ = flow_run
+    store = FeatureStore(root)
+    items = probe_items(store, ("neutral", "sad", "happy"))  # the tiny store has no happy
+    assert [(it["speaker"], it["emotion"], it["split"]) for it in items] == [
+        ("spk_a", "neutral", "val"), ("spk_a", "sad", "val"), ("spk_b", "neutral", "val"), ("spk_b", "sad", "val")]
+    mels = model_mels(load_tts(checkpoint), store, items[0], [1.5, 3.0], 2, seed=0)
+    assert set(mels) == {"prior", "free τ1.5", "free τ3", "forced τ1.5", "forced τ3"}
+    frames = store.mel(items[0]["id"]).shape[-1]
+    assert mels["prior"].shape == mels["forced τ3"].shape == (80, frames)  # MAS: the real timing
+    assert not np.allclose(mels["forced τ1.5"], mels["forced τ3"])  # τ changes the start noise
+
+
+def test_val_loss_scores_training_states_on_equal_terms(flow_run, tmp_path):
+    from benchmarks.val_loss import prepare, val_losses
+    from emomix_cli.checkpoint import load_checkpoint
+
+    checkpoint, _, _ = flow_run
+    run_dir = checkpoint.parent
+    training = prepare(run_dir.parent / "flow.yaml", [f"prototypes={run_dir / 'prototypes.pt'}"], 0,
+                       tmp_path / "unused")
+    state = load_checkpoint(run_dir / "last.pt", "train-state")
+    ema, again, raw = (val_losses(training, state[k]) for k in ("ema", "ema", "model"))
+    assert ema == again  # seeded noise and times: a state's score is reproducible
+    assert ema["loss"] == pytest.approx(ema["dur_loss"] + ema["prior_loss"] + ema["diff_loss"])
+    assert ema["diff_loss"] != raw["diff_loss"]  # 3 steps at EMA 0.9: two different weight sets
+    assert not (tmp_path / "unused").exists()  # nothing written

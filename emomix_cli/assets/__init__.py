@@ -50,6 +50,12 @@ MODELS: dict[str, ShippedModel] = {
         "FAMILY=flow1d bash recipes/demo/cpu_train.sh",
         "four espeak-ng voices, five acted styles (recipes/demo/RESULTS.md)",
     ),
+    "natural": ShippedModel(
+        "natural", "natural_model.pt", "demo-natural",
+        "WIDTH=128 bash recipes/demo_natural/cpu_train.sh",
+        "four natural voices (Piper's CC0 joe, reshaped by Praat), five styles; still in "
+        "training, not yet the default (recipes/demo_natural/RESULTS.md)",
+    ),
 }
 DEFAULT_MODEL = "espeak"  # the natural model takes over once it passes its quality bar
 DEMO_MODEL = MODELS[DEFAULT_MODEL].path
