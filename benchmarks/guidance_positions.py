@@ -10,7 +10,8 @@ puts it, above 1 = further from Neutral. ``line`` is the same on all four featur
 scaled by its standard deviation over the run: the projection of the move onto the w = 1 move.
 
     .venv/bin/python benchmarks/guidance_positions.py --features data/demo/features --split val \
-        --sentences 8 --levels 1 2 3 --threads 1 [--whisper] [--set guidance_smoothing=0] [--json out.json]
+        --sentences 8 --levels 1 2 3 --threads 1 [--whisper] [--set guidance_smoothing=0] [--json out.json] \
+        [--emotions angry sad]
 
 ``--set key=value`` changes a SynthesisOptions field for every synthesis (a variant).
 """
@@ -100,6 +101,7 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=8)
     parser.add_argument("--levels", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--emotions", nargs="+", help="only these emotions (default: every one but neutral)")
     parser.add_argument("--set", action="append", default=[], help="a SynthesisOptions field, key=value")
     parser.add_argument("--json", help="write the positions here")
     parser.add_argument("--whisper", action="store_true", help="also Whisper tiny.en's WER per emotion and w")
@@ -111,7 +113,10 @@ def main() -> int:
     options = dataclasses.replace(SynthesisOptions(), **{k: parse_value(v) for k, v in changes.items()})
     options = options.resolve(bundle)
     sentences = choose_sentences(FeatureStore(args.features), bundle, args.split, args.sentences)
-    emotions = [e for e in bundle.emotions if e != "neutral"]
+    emotions = [e for e in bundle.emotions if e != "neutral" and (not args.emotions or e in args.emotions)]
+    unknown = sorted(set(args.emotions or []) - set(emotions))
+    if unknown:
+        parser.error(f"unknown emotion(s) {', '.join(unknown)}; the model has {', '.join(bundle.emotions)}")
     levels = sorted(set([1.0] + args.levels))
     started = time.perf_counter()
     asr = WhisperASR(threads=args.threads) if args.whisper else None

@@ -1,5 +1,6 @@
 """The benchmarks' baselines stay honest: the straightforward U-Net computes the same score."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,27 @@ def test_guidance_positions_are_the_move_over_the_w1_move_per_feature_and_on_the
     assert got["f0_median"] == 2.0 and got["loudness_db"] == 2.0 and got["rate"] == 2.0
     assert got["f0_range_st"] == 0.5
     assert 0.5 < got["line"] < 2.0  # the projection weighs each cue by its w = 1 move
+
+
+def test_default_gate_prints_every_cell_beside_ground_truth_and_fails_on_a_failed_line(tmp_path, capsys):
+    from benchmarks import default_gate
+
+    def cell(voiced, rate):
+        return {"synth": {"voiced_fraction": voiced, "f0_median": 150, "rate": rate, "p808": 3.8, "wer": 0.0},
+                "gt": {"p808": 3.9, "f0_median": 160, "rate": 14, "wer": 0.0}, "gt_vocoded": {"voiced_fraction": 0.7}}  # fmt: skip
+
+    report = {"emotions": ["angry", "sad"], "config": {"model": "m.pt", "split": "test", "n_sentences": 1,
+                                                       "sentences": [{"speaker": "x"}]},
+              "per_emotion": {"angry": cell(0.6, 15), "sad": cell(0.6, 11)},
+              "per_speaker": {"x": {"angry": cell(0.6, 15), "sad": cell(0.2, 11)}},
+              "intelligibility": {"synth": {"wer": 0.0}, "gt": {"wer": 0.0}},
+              "transcripts": [{"label": "angry", "i": 0, "ref": "a b", "hyp": "a b"}]}  # fmt: skip
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    assert default_gate.main([str(path), "--json", str(tmp_path / "gate.json")]) == 1  # sad x: voiced 0.2 < 0.35
+    out = capsys.readouterr().out
+    assert "| x | sad | 0.20 / 0.70 |" in out and "| all | angry | 0.60 / 0.70 |" in out
+    assert "Whisper WER per speaker: x 0.00" in out
+    lines = {line["check"]: line for line in json.loads((tmp_path / "gate.json").read_text())}
+    assert lines["voiced fraction every speaker × emotion ≥ 0.35"]["passed"] is False
+    assert lines["DNSMOS P.808 ≥ 3.6"]["passed"] is True

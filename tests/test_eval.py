@@ -19,6 +19,7 @@ from emomix_cli.evaluate import (
     Judges,
     confusion_matrix,
     count_phones,
+    default_model_bar,
     is_monotonic,
     per_class_accuracy,
     print_report,
@@ -245,6 +246,62 @@ def test_quality_bar_without_judges_is_not_applicable():
     assert bar["Whisper WER ≤ GT + 0.05"].passed is None
     assert bar["second-SER accuracy mean ≥ 0.8"].passed is None
     assert bar["voiced fraction angry ≥ 0.8×GT"].passed is None  # never judged on Griffin-Lim
+
+
+def _default_bar(**changes):
+    def cell(voiced, f0, rate, p808=3.8):
+        return {"synth": {"voiced_fraction": voiced, "f0_median": f0, "rate": rate, "p808": p808},
+                "gt": {"p808": 4.0}, "gt_vocoded": {"voiced_fraction": 0.7}}
+
+    report = {
+        "emotions": ["angry", "sad"],
+        "config": {"vocoder": "hifigan", "sentences": [{"speaker": "a"}, {"speaker": "b"}]},
+        "per_emotion": {"angry": cell(0.6, 200, 15), "sad": cell(0.5, 120, 11)},
+        "per_speaker": {"a": {"angry": cell(0.6, 200, 15), "sad": cell(0.30, 120, 11)},
+                        "b": {"angry": cell(0.6, 150, 12), "sad": cell(0.5, 140, 13)}},
+        "intelligibility": {"synth": {"wer": 0.125}, "gt": {"wer": 0.0}},
+        "judge_classification": {"accuracy": {"angry": 1.0, "sad": 0.9}, "mean_accuracy": 0.95},
+        "intensity": {"judge_spearman": {"angry": 1.0}, "prosody_spearman": {"sad": 0.95}},
+        "blends": {"pairs": [{}], "between_rate": 0.75},
+        # speaker a: 0 of 4 words wrong; b: 2 of 4 (i = None is ground truth, left out)
+        "transcripts": [{"label": "angry", "i": 0, "ref": "one two", "hyp": "one two"},
+                        {"label": "sad", "i": 0, "ref": "one two", "hyp": "one two"},
+                        {"label": "angry", "i": 1, "ref": "three four", "hyp": "three"},
+                        {"label": "sad", "i": 1, "ref": "three four", "hyp": "three for"},
+                        {"label": "sad", "i": None, "ref": "one two", "hyp": "nine"}],
+        "guidance": {"rows": [{"w": 1.0, "distance": {"angry": 1.0, "sad": 1.0}},
+                              {"w": 2.0, "distance": {"angry": 1.2, "sad": 1.5}},
+                              {"w": 3.0, "distance": {"angry": 0.5, "sad": 2.0}}]},
+    }  # fmt: skip
+    report.update(changes)
+    return {line.check: line for line in default_model_bar(Report.from_json(report))}
+
+
+def test_default_model_bar_lines_pass_and_fail_with_their_numbers():
+    bar = _default_bar()
+    assert bar["Whisper WER ≤ GT + 0.1"].passed is False  # 0.125 > 0.0 + 0.1
+    assert bar["Whisper WER ≤ 0.15"].passed is True
+    speakers = bar["Whisper WER every speaker ≤ 0.25"]
+    assert speakers.passed is False and speakers.value == pytest.approx(0.5) and "b" in speakers.note
+    assert bar["voiced fraction sad ≥ 0.8×GT vocoded"].threshold == pytest.approx(0.56)
+    assert bar["voiced fraction sad ≥ 0.8×GT vocoded"].passed is False  # 0.5 < 0.56
+    cells = bar["voiced fraction every speaker × emotion ≥ 0.35"]
+    assert cells.passed is False and cells.value == pytest.approx(0.30) and cells.note == "lowest: a sad"
+    assert bar["DNSMOS P.808 ≥ GT − 0.3"].passed is True  # 3.8 >= 4.0 - 0.3
+    assert bar["DNSMOS P.808 ≥ 3.6"].passed is True
+    duller = _default_bar(per_emotion={"angry": {"synth": {"p808": 3.65}, "gt": {"p808": 4.0}}})
+    assert duller["DNSMOS P.808 ≥ GT − 0.3"].passed is False and duller["DNSMOS P.808 ≥ 3.6"].passed is True
+    assert bar["blend prosody strictly between parents ≥ 80%"].passed is False
+    order = bar["sad slower and lower than angry, every speaker"]
+    assert order.passed is False and order.note == "not: b"  # b's sad is faster (13 > 12)
+    two, three = (bar[f"guidance w={w}: every emotion further from Neutral than at w=1"] for w in (2, 3))
+    assert two.passed is True and two.value == pytest.approx(1.2) and "angry 1.20, sad 1.50" in two.note
+    assert three.passed is False and "least: angry" in three.note
+    fine = _default_bar(per_speaker={"a": {"angry": {"synth": {"voiced_fraction": 0.6, "f0_median": 200, "rate": 15}},
+                                           "sad": {"synth": {"voiced_fraction": 0.5, "f0_median": 120, "rate": 11}}}},
+                        guidance=None)  # fmt: skip
+    assert fine["sad slower and lower than angry, every speaker"].passed is True
+    assert fine["guidance w>1: every emotion further from Neutral than at w=1"].passed is None
 
 
 def test_scaled_distance_by_hand():

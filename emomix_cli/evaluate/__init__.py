@@ -21,7 +21,7 @@ SPLITS = ("val", "test")  # tune on val, report on test
 DEFAULT_SPLIT = "test"
 
 _EXPORTS = {
-    "quality_bar": "bar",
+    **dict.fromkeys(("default_model_bar", "quality_bar", "speaker_wer"), "bar"),
     **dict.fromkeys(("Judges", "load_judges", "missing_extras", "prosody", "score_mels", "wer_cer"), "judges"),
     **dict.fromkeys(("MONOTONIC_TOLERANCE", "confusion_matrix", "count_phones", "is_monotonic",
                      "normalise_text", "per_class_accuracy", "segment_position", "spearman",

@@ -203,3 +203,123 @@ def headline(report: Report) -> dict:
         "judged": sum(line.passed is not None for line in lines),
         "objective": objective(ua, voiced, wer),
     }  # fmt: skip
+
+
+# The bar a model passes before it becomes the default (issue 27; docs/DESIGN.md §9): against the
+# real renders of the same sentences, then absolute limits on every speaker and emotion.
+DEFAULT_WER_MARGIN = 0.10  # Whisper WER <= ground truth + 0.10
+DEFAULT_DNSMOS_MARGIN = 0.3  # DNSMOS P.808 >= ground truth - 0.3
+DEFAULT_WER_MAX, DEFAULT_SPEAKER_WER_MAX = 0.15, 0.25  # overall, and every speaker
+DEFAULT_DNSMOS_MIN = 3.6
+DEFAULT_CELL_VOICED_MIN = 0.35  # every speaker x emotion
+GUIDED_EMOTIONS = ("angry", "sad")  # guidance must strengthen these at every w > 1
+
+
+def speaker_wer(report: Report) -> dict[str, float | None]:
+    """Whisper WER pooled per speaker over the single emotions' transcripts (``i`` names the
+    sentence and so its speaker; ground truth's have ``i`` None)."""
+    from .judges import wer_cer
+
+    speakers = [s.get("speaker") for s in report.config.sentences]
+    pooled: dict[str, tuple[list[str], list[str]]] = {}
+    for t in report.transcripts:
+        if t.i is None or t.hyp is None or t.label not in report.emotions or t.i >= len(speakers):
+            continue
+        refs, hyps = pooled.setdefault(speakers[t.i], ([], []))
+        refs.append(t.ref or "")
+        hyps.append(t.hyp)
+    return {speaker: wer_cer(refs, hyps)["wer"] for speaker, (refs, hyps) in sorted(pooled.items())}
+
+
+def _mean_p808(rows) -> float | None:
+    return mean_defined(row.p808 for row in rows if row is not None)
+
+
+def default_model_bar(report: Report) -> list[BarLine]:
+    """Issue 27's bar for the default model, from a test report with ground truth, the judges and
+    the guidance sweep: WER <= GT + 0.10 and <= 0.15 (every speaker <= 0.25); second-SER UA >= 0.8
+    and every recall >= 0.6; voiced >= 0.8 x vocoded GT per emotion and >= 0.35 in every speaker x
+    emotion cell; every intensity rho >= 0.9; DNSMOS >= GT - 0.3 and >= 3.6; >= 80 % of blends
+    between their parents; sad slower and lower than angry on every speaker; guidance w > 1 moves
+    every emotion further from Neutral than w = 1 (angry and sad named). ``passed`` None where
+    a judge did not run."""
+    lines = []
+    gt_wer = report.intelligibility.gt.wer if report.intelligibility.gt else None
+    wer = report.intelligibility.synth.wer
+    lines.append(_line(f"Whisper WER ≤ GT + {DEFAULT_WER_MARGIN:g}", wer,
+                       None if gt_wer is None else gt_wer + DEFAULT_WER_MARGIN,
+                       _at_most(wer, None if gt_wer is None else gt_wer + DEFAULT_WER_MARGIN)))
+    lines.append(_line(f"Whisper WER ≤ {DEFAULT_WER_MAX:g}", wer, DEFAULT_WER_MAX, _at_most(wer, DEFAULT_WER_MAX)))
+    by_speaker = {s: w for s, w in speaker_wer(report).items() if w is not None}
+    if by_speaker:
+        worst = max(by_speaker, key=by_speaker.get)
+        lines.append(_line(f"Whisper WER every speaker ≤ {DEFAULT_SPEAKER_WER_MAX:g}", by_speaker[worst],
+                           DEFAULT_SPEAKER_WER_MAX, by_speaker[worst] <= DEFAULT_SPEAKER_WER_MAX,
+                           "highest: " + worst))
+    lines.extend(_emotion_lines(report))
+    for emotion, row in report.per_emotion.items():
+        copy = row.gt_vocoded.voiced_fraction if row.gt_vocoded else None
+        threshold = None if copy is None else VOICED_RATIO * copy
+        lines.append(_line(f"voiced fraction {emotion} ≥ {VOICED_RATIO:g}×GT vocoded", row.synth.voiced_fraction,
+                           threshold, _at_least(row.synth.voiced_fraction, threshold)))
+    cells = {(s, e): row.synth.voiced_fraction for s, rows in report.per_speaker.items()
+             for e, row in rows.items() if row.synth.voiced_fraction is not None}  # fmt: skip
+    if cells:
+        low = min(cells, key=cells.get)
+        lines.append(_line(f"voiced fraction every speaker × emotion ≥ {DEFAULT_CELL_VOICED_MIN:g}", cells[low],
+                           DEFAULT_CELL_VOICED_MIN, cells[low] >= DEFAULT_CELL_VOICED_MIN, f"lowest: {low[0]} {low[1]}"))
+    lines.extend(_intensity_lines(report))
+    synth = _mean_p808(row.synth for row in report.per_emotion.values())
+    gt = _mean_p808(row.gt for row in report.per_emotion.values())
+    relative = None if gt is None else gt - DEFAULT_DNSMOS_MARGIN
+    lines.append(_line(f"DNSMOS P.808 ≥ GT − {DEFAULT_DNSMOS_MARGIN:g}", synth, relative, _at_least(synth, relative)))
+    lines.append(_line(f"DNSMOS P.808 ≥ {DEFAULT_DNSMOS_MIN:g}", synth, DEFAULT_DNSMOS_MIN,
+                       _at_least(synth, DEFAULT_DNSMOS_MIN)))
+    rate = report.blends.between_rate if report.blends.pairs else None
+    lines.append(_line(f"blend prosody strictly between parents ≥ {BETWEEN_MIN:.0%}", rate, BETWEEN_MIN,
+                       _at_least(rate, BETWEEN_MIN)))
+    lines.append(_sad_below_angry_line(report))
+    lines.extend(_default_guidance_lines(report.guidance))
+    return lines
+
+
+def _sad_below_angry_line(report: Report) -> BarLine:
+    """On every speaker, sad's speaking rate and F0 median below angry's (the synthesized rows)."""
+    judged, failing = 0, []
+    for speaker, rows in report.per_speaker.items():
+        sad, angry = rows.get("sad"), rows.get("angry")
+        if sad is None or angry is None:
+            continue
+        pairs = [(sad.synth.rate, angry.synth.rate), (sad.synth.f0_median, angry.synth.f0_median)]
+        if any(None in pair for pair in pairs):
+            continue
+        judged += 1
+        if not all(s < a for s, a in pairs):
+            failing.append(speaker)
+    passed = None if not judged else not failing
+    return _line("sad slower and lower than angry, every speaker", judged - len(failing), judged, passed,
+                 f"not: {', '.join(failing)}" if failing else f"{judged} speakers")
+
+
+def _default_guidance_lines(sweep: Guidance | None) -> list[BarLine]:
+    """At every w > 1 of the sweep, every emotion further from Neutral than at w = 1 (the value is
+    the least ratio of distances, angry and sad named in the note)."""
+    rows = {row.w: row for row in (sweep.rows if sweep else [])}
+    base = rows.get(1.0)
+    if base is None:
+        return [_line("guidance w>1: every emotion further from Neutral than at w=1", None, 1.0, None,
+                      "no guidance sweep")]
+    lines = []
+    for w, row in sorted(rows.items()):
+        if w <= 1.0:
+            continue
+        ratios = {e: d / base.distance[e] for e, d in row.distance.items()
+                  if d is not None and base.distance.get(e)}  # fmt: skip
+        if not ratios:
+            lines.append(_line(f"guidance w={w:g}: every emotion further from Neutral than at w=1", None, 1.0, None))
+            continue
+        least = min(ratios, key=ratios.get)
+        named = ", ".join(f"{e} {ratios[e]:.2f}" for e in GUIDED_EMOTIONS if e in ratios)
+        lines.append(_line(f"guidance w={w:g}: every emotion further from Neutral than at w=1", ratios[least], 1.0,
+                           ratios[least] > 1.0, f"least: {least}; {named}"))
+    return lines
