@@ -240,6 +240,7 @@ def mix(
     guidance_reference: Annotated[str | None, typer.Option(help="null | neutral: what guidance w ≠ 1 extrapolates away from, the decoder's null emotion or Neutral speech on the same timing (default: the model's).")] = None,
     guide_durations: Annotated[bool, typer.Option("--guide-durations/--keep-durations", help="Guidance from neutral (w ≠ 1) moves the timing too: log-durations extrapolated from Neutral's like the velocity (sad much slower: Whisper fails on it at w = 3); --keep-durations (default) keeps the mix's own.")] = False,
     guidance_smoothing: Annotated[float | None, typer.Option(help="Smooth guidance's push along frequency by a Gaussian of this many mel bins, so w moves the spectral envelope and the mix keeps its own harmonics; 0 = plain extrapolation (default 2).")] = None,
+    guidance_interval: Annotated[float | None, typer.Option(help="Guide only the steps at noise level ≤ this (1 = pure noise, 0 = data), plain Eq. 8 above it: w then strengthens the emotion without pushing the voice off its data; 1 = every step (default: the model's).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same audio).")] = 0,
     solver: Annotated[str | None, typer.Option(help="score2d models: euler | euler-sde | heun | dpm2m; flow1d models: euler | midpoint | heun (default: the model's)")] = None,
     length_scale: Annotated[float, typer.Option(min=0.1, help="Speaking-rate scale (>1 slower).")] = 1.0,
@@ -271,7 +272,8 @@ def mix(
     options = SynthesisOptions(
         steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
         guidance=guidance, encoder_condition=encoder_condition, guidance_reference=guidance_reference,
-        guide_durations=guide_durations, guidance_smoothing=guidance_smoothing, speaker=speaker,
+        guide_durations=guide_durations, guidance_smoothing=guidance_smoothing,
+        guidance_interval=guidance_interval, speaker=speaker,
         speaker_wav=speaker_wav, seed=seed, length_scale=length_scale, allow_foreign_text=allow_foreign_text,
         transition_ms=transition_ms,
     )
@@ -336,6 +338,7 @@ def evaluate(
     guidance_reference: Annotated[str | None, typer.Option(help="null | neutral: what guidance extrapolates away from (default: the model's).")] = None,
     guide_durations: Annotated[bool, typer.Option("--guide-durations/--keep-durations", help="Guidance from neutral (w ≠ 1) moves the timing too: log-durations extrapolated from Neutral's like the velocity (sad much slower: Whisper fails on it at w = 3); --keep-durations (default) keeps the mix's own.")] = False,
     guidance_smoothing: Annotated[float | None, typer.Option(help="Smooth guidance's push along frequency by a Gaussian of this many mel bins, so w moves the spectral envelope and the mix keeps its own harmonics; 0 = plain extrapolation (default 2).")] = None,
+    guidance_interval: Annotated[float | None, typer.Option(help="Guide only the steps at noise level ≤ this (1 = pure noise, 0 = data), plain Eq. 8 above it: w then strengthens the emotion without pushing the voice off its data; 1 = every step (default: the model's).")] = None,
     max_sentences: Annotated[int, typer.Option(min=1, help="Sentences of the split.")] = EVAL_MAX_SENTENCES,
     guidance_sweep: Annotated[str | None, typer.Option(help="Guidance levels to judge, e.g. 1,2,3, or off (default: 1,2,3 when the model can be guided).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
@@ -362,7 +365,8 @@ def evaluate(
     options = SynthesisOptions(steps=steps, temperature=temperature, solver=solver, k_max=k_max, k_min=k_min,
                                guidance=guidance, encoder_condition=encoder_condition,
                                guidance_reference=guidance_reference, guide_durations=guide_durations,
-                               guidance_smoothing=guidance_smoothing, seed=seed)
+                               guidance_smoothing=guidance_smoothing, guidance_interval=guidance_interval,
+                               seed=seed)
     levels = parse_guidance_levels(guidance_sweep)
     model = model_path(model)
     judge_ser = judge_ser or default_judge_ser(features, model)

@@ -48,6 +48,7 @@ from .tts.mixing import (
     MixedOutput,
     Reference,
     check_guidance,
+    check_interval,
     check_smoothing,
     cross_fade_half_width,
     guided_durations,
@@ -57,7 +58,8 @@ from .tts.sampling import DEFAULT_TEMPERATURE
 
 # used only for settings a model does not store (the shipped model stores its own)
 FALLBACK_SAMPLER = {"steps": 10, "temperature": DEFAULT_TEMPERATURE, "solver": "euler", "k_max": 1.0, "k_min": 0.0,
-                    "guidance": 1.0, "encoder_condition": "weighted", "guidance_reference": NULL}
+                    "guidance": 1.0, "encoder_condition": "weighted", "guidance_reference": NULL,
+                    "guidance_interval": 1.0}
 SENTENCE_PAUSE_S = 0.25
 DEFAULT_TRANSITION_MS = 80.0  # cross-fade between tagged segments (docs/DESIGN.md §1.3)
 # guidance moves the spectral envelope, not the harmonics (docs/DESIGN.md §1.4; chosen on val)
@@ -82,6 +84,7 @@ class SynthesisOptions:
     guidance: float | None = None  # w in s_ref + w Σ γ_i (s_i − s_ref); 1 = Eq. 8
     encoder_condition: str | None = None  # weighted | base | neutral
     guidance_reference: str | None = None  # s_ref: null (learned null emotion) | neutral
+    guidance_interval: float | None = None  # guide only the steps at noise level <= this; 1 = all
     speaker: str | int | None = None
     speaker_wav: str | Path | None = None
     seed: int = 0
@@ -119,6 +122,7 @@ class SynthesisOptions:
                               f"{DEFAULT_TRANSITION_MS:g} is the default, 0 switches at once")
         check_guidance(model, float(self.guidance), self.guidance_reference)
         check_smoothing(self.smoothing())
+        check_interval(float(self.guidance_interval))
         if self.guide_durations and self.guidance_reference != NEUTRAL:
             raise EmomixError("--guide-durations extrapolates from Neutral's timing; add "
                               "--guidance-reference neutral (or drop --guide-durations)")
@@ -324,7 +328,8 @@ class _SentenceSampler:
         tock = time.perf_counter()
         self.timings["encoder"] += tock - tick
         mixed = MixedOutput(model, mu, mask, conditions, weights, options.k_max, options.k_min,
-                            options.sequential, options.guidance, reference, options.smoothing())
+                            options.sequential, options.guidance, reference, options.smoothing(),
+                            float(options.guidance_interval))
         mel = model.sample(mixed, mu, mask, options.solver, int(options.steps),
                            options.temperature, self.generator)
         self.timings["decoder"] += time.perf_counter() - tock

@@ -358,7 +358,7 @@ def test_model_path_finds_shipped_models_by_name_and_paths_as_paths(tmp_path):
         model_path(tmp_path / "missing.pt")
 
 
-def test_guidance_timing_and_smoothing_options_reach_the_synthesis(tmp_path, monkeypatch):
+def test_guidance_timing_smoothing_and_interval_options_reach_the_synthesis(tmp_path, monkeypatch):
     import emomix_cli.synthesis as synthesis
 
     seen = []
@@ -379,5 +379,10 @@ def test_guidance_timing_and_smoothing_options_reach_the_synthesis(tmp_path, mon
     assert_one_line_error(invoke(*common, "--guidance-smoothing", "-1", "-o", tmp_path / "c.wav"),
                           "guidance smoothing must be a finite number of mel bins ≥ 0, got -1.0")
     assert not (tmp_path / "c.wav").exists()
+    assert invoke(*common, "--guidance-interval", "0.5", "-o", tmp_path / "e.wav").exit_code == 0
+    assert seen[-1].guidance_interval == 0.5 and seen[1].guidance_interval == 1.0  # the fallback: every step
+    assert_one_line_error(invoke(*common, "--guidance-interval", "1.5", "-o", tmp_path / "f.wav"),
+                          "guidance interval must be a noise level in [0, 1], got 1.5")
+    assert not (tmp_path / "f.wav").exists()
     assert_one_line_error(invoke(*common, "--guide-durations", "--guidance-reference", "null", "-o", tmp_path / "d.wav"),
                           "--guide-durations extrapolates from Neutral's timing; add --guidance-reference neutral")

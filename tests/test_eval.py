@@ -269,9 +269,10 @@ def _default_bar(**changes):
                         {"label": "angry", "i": 1, "ref": "three four", "hyp": "three"},
                         {"label": "sad", "i": 1, "ref": "three four", "hyp": "three for"},
                         {"label": "sad", "i": None, "ref": "one two", "hyp": "nine"}],
-        "guidance": {"rows": [{"w": 1.0, "distance": {"angry": 1.0, "sad": 1.0}},
-                              {"w": 2.0, "distance": {"angry": 1.2, "sad": 1.5}},
-                              {"w": 3.0, "distance": {"angry": 0.5, "sad": 2.0}}]},
+        "guidance": {"rows": [{"w": 1.0, "distance": {"angry": 1.0, "sad": 1.0}, "voiced_fraction": 0.6, "wer": 0.1},
+                              {"w": 2.0, "distance": {"angry": 1.2, "sad": 1.5}, "voiced_fraction": 0.5, "wer": 0.1},
+                              {"w": 3.0, "distance": {"angry": 0.5, "sad": 2.0}, "voiced_fraction": 0.3,
+                               "wer": 0.2}]},
     }  # fmt: skip
     report.update(changes)
     return {line.check: line for line in default_model_bar(Report.from_json(report))}
@@ -297,6 +298,10 @@ def test_default_model_bar_lines_pass_and_fail_with_their_numbers():
     two, three = (bar[f"guidance w={w}: every emotion further from Neutral than at w=1"] for w in (2, 3))
     assert two.passed is True and two.value == pytest.approx(1.2) and "angry 1.20, sad 1.50" in two.note
     assert three.passed is False and "least: angry" in three.note
+    assert bar["guidance w=2: voiced ≥ 0.8× that at w=1"].passed is True  # 0.5 >= 0.48
+    assert bar["guidance w=3: voiced ≥ 0.8× that at w=1"].passed is False  # 0.3 < 0.48
+    assert bar["guidance w=2: Whisper WER ≤ GT + 0.1"].passed is True  # 0.1 <= 0.0 + 0.1
+    assert bar["guidance w=3: Whisper WER ≤ GT + 0.1"].passed is False
     fine = _default_bar(per_speaker={"a": {"angry": {"synth": {"voiced_fraction": 0.6, "f0_median": 200, "rate": 15}},
                                            "sad": {"synth": {"voiced_fraction": 0.5, "f0_median": 120, "rate": 11}}}},
                         guidance=None)  # fmt: skip

@@ -507,3 +507,28 @@ def test_val_loss_scores_training_states_on_equal_terms(flow_run, tmp_path):
     assert ema["loss"] == pytest.approx(ema["dur_loss"] + ema["prior_loss"] + ema["diff_loss"])
     assert ema["diff_loss"] != raw["diff_loss"]  # 3 steps at EMA 0.9: two different weight sets
     assert not (tmp_path / "unused").exists()  # nothing written
+
+
+def test_guidance_acts_only_inside_its_noise_interval():
+    """--guidance-interval g: plain Eq. 8 (and no reference row) at steps whose noise level is
+    above g; the guidance formula at and below it. Flow time t is noise level 1 − t."""
+    from emomix_cli.errors import EmomixError
+    from emomix_cli.tts.mixing import guidance_at
+
+    model = _perturbed_flow_model(cond_dropout=0.1)
+    x, mu, mask, vectors, spk = _mix_inputs(model)
+    weights = {"angry": 0.6, "happy": 0.4}
+    conditions = {n: (vectors[n], spk) for n in weights}
+    with torch.no_grad():
+        for t in (0.2, 0.3, 0.7):  # noise levels 0.8, 0.7 (the edge, rounded), 0.3
+            plain = MixedOutput(model, mu, mask, conditions, weights)(x, t)
+            guided = MixedOutput(model, mu, mask, conditions, weights, guidance=2.5)(x, t)
+            windowed = MixedOutput(model, mu, mask, conditions, weights, guidance=2.5, interval=0.7)
+            got = windowed(x, t)
+            inside = 1.0 - t <= 0.7 + 1e-6
+            assert torch.allclose(got, guided if inside else plain, rtol=1e-5, atol=3e-5)
+            assert not torch.allclose(guided, plain, atol=1e-3)  # the two cases really differ
+    assert guidance_at(3.0, 0.6, 0.6000000001) == 3.0 and guidance_at(3.0, 0.6, 0.61) == 1.0
+    assert guidance_at(3.0, 1.0, 1.0) == 3.0  # 1: every step, as before
+    with pytest.raises(EmomixError, match="noise level in"):
+        MixedOutput(model, mu, mask, conditions, weights, guidance=2.0, interval=1.5)

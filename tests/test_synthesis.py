@@ -395,3 +395,19 @@ def test_guidance_from_neutral_moves_the_durations_by_the_same_formula(bundle, v
     # the same at w = 1, whatever the flag
     same = _say(bundle, vocoder, text, weights, seed=3, steps=2, guidance_reference="neutral", guide_durations=True)
     assert (same.mel == plain.mel).all()
+
+
+def test_guidance_interval_from_the_options_or_the_models_defaults(guided_bundle, vocoder):
+    from dataclasses import replace
+
+    plain = _say(guided_bundle, vocoder, guidance=1.0)
+    everywhere = _say(guided_bundle, vocoder, guidance=2.0)
+    # score2d steps sit at noise levels 1, 2/3, 1/3: an interval of 0.5 guides only the last
+    late = _say(guided_bundle, vocoder, guidance=2.0, guidance_interval=0.5)
+    never = _say(guided_bundle, vocoder, guidance=2.0, guidance_interval=0.0)
+    assert (never.mel == plain.mel).all()
+    assert not (late.mel == plain.mel).all() and not (late.mel == everywhere.mel).all()
+    stored = _say(replace(guided_bundle, synthesis_defaults={"guidance_interval": 0.5}), vocoder, guidance=2.0)
+    assert stored.options.guidance_interval == 0.5 and (stored.mel == late.mel).all()
+    with pytest.raises(EmomixError, match="guidance interval must be a noise level"):
+        _say(guided_bundle, vocoder, guidance=2.0, guidance_interval=-0.1)

@@ -241,8 +241,8 @@ def default_model_bar(report: Report) -> list[BarLine]:
     and every recall >= 0.6; voiced >= 0.8 x vocoded GT per emotion and >= 0.35 in every speaker x
     emotion cell; every intensity rho >= 0.9; DNSMOS >= GT - 0.3 and >= 3.6; >= 80 % of blends
     between their parents; sad slower and lower than angry on every speaker; guidance w > 1 moves
-    every emotion further from Neutral than w = 1 (angry and sad named). ``passed`` None where
-    a judge did not run."""
+    every emotion further from Neutral than w = 1 (angry and sad named) and keeps its voicing and
+    intelligibility. ``passed`` None where a judge did not run."""
     lines = []
     gt_wer = report.intelligibility.gt.wer if report.intelligibility.gt else None
     wer = report.intelligibility.synth.wer
@@ -279,7 +279,7 @@ def default_model_bar(report: Report) -> list[BarLine]:
     lines.append(_line(f"blend prosody strictly between parents ≥ {BETWEEN_MIN:.0%}", rate, BETWEEN_MIN,
                        _at_least(rate, BETWEEN_MIN)))
     lines.append(_sad_below_angry_line(report))
-    lines.extend(_default_guidance_lines(report.guidance))
+    lines.extend(_default_guidance_lines(report.guidance, gt_wer))
     return lines
 
 
@@ -301,9 +301,10 @@ def _sad_below_angry_line(report: Report) -> BarLine:
                  f"not: {', '.join(failing)}" if failing else f"{judged} speakers")
 
 
-def _default_guidance_lines(sweep: Guidance | None) -> list[BarLine]:
-    """At every w > 1 of the sweep, every emotion further from Neutral than at w = 1 (the value is
-    the least ratio of distances, angry and sad named in the note)."""
+def _default_guidance_lines(sweep: Guidance | None, gt_wer) -> list[BarLine]:
+    """At every w > 1 of the sweep: every emotion further from Neutral than at w = 1 (the value is
+    the least ratio of distances, angry and sad named in the note), still voiced (≥ 0.8 × the
+    voiced fraction at w = 1) and intelligible (WER ≤ GT + 0.1)."""
     rows = {row.w: row for row in (sweep.rows if sweep else [])}
     base = rows.get(1.0)
     if base is None:
@@ -322,4 +323,11 @@ def _default_guidance_lines(sweep: Guidance | None) -> list[BarLine]:
         named = ", ".join(f"{e} {ratios[e]:.2f}" for e in GUIDED_EMOTIONS if e in ratios)
         lines.append(_line(f"guidance w={w:g}: every emotion further from Neutral than at w=1", ratios[least], 1.0,
                            ratios[least] > 1.0, f"least: {least}; {named}"))
+        # further must not mean broken: the distance leaves out the F0 of unvoiced speech
+        kept = None if base.voiced_fraction is None else VOICED_RATIO * base.voiced_fraction
+        lines.append(_line(f"guidance w={w:g}: voiced ≥ {VOICED_RATIO:g}× that at w=1", row.voiced_fraction, kept,
+                           _at_least(row.voiced_fraction, kept)))
+        threshold = None if gt_wer is None else gt_wer + GUIDED_WER_MARGIN
+        lines.append(_line(f"guidance w={w:g}: Whisper WER ≤ GT + {GUIDED_WER_MARGIN:g}", row.wer, threshold,
+                           _at_most(row.wer, threshold)))
     return lines

@@ -236,6 +236,7 @@ class Config(Section):
     guidance_reference: str | None = None  # null | neutral (reports before it: null)
     guide_durations: bool | None = None  # guidance from neutral moves the timing too (reports before it: no)
     guidance_smoothing: float | None = None  # σ in mel bins of the guidance term (reports before it: 0)
+    guidance_interval: float | None = None  # guided steps: noise level <= this (reports before it: 1, every step)
     seed: int | None = None
     vocoder: str | None = None
     n_sentences: int | None = None

@@ -101,7 +101,7 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu") -> TTSBundle:
 
 # the sampler settings a model may store (synthesis.SynthesisOptions fills them when left out)
 SYNTHESIS_DEFAULT_KEYS = ("steps", "temperature", "solver", "k_max", "k_min", "guidance",
-                          "encoder_condition", "guidance_reference")
+                          "encoder_condition", "guidance_reference", "guidance_interval")
 
 
 def export_for_shipping(

@@ -281,7 +281,9 @@ class MixedOutput:
     ``smoothing`` σ > 0 (mel bins) smooths the guidance term along frequency:
     ``o = o_mix + (w − 1)·G_σ(o_mix − o_ref)`` (:func:`smooth_frequencies`; σ = 0 is the plain
     ``o_ref + w(o_mix − o_ref)``), so guidance moves the spectral envelope and leaves the harmonics
-    to the mix (docs/DESIGN.md §1.4).
+    to the mix (docs/DESIGN.md §1.4). ``interval`` g: guidance acts only at the steps whose noise
+    level is ≤ g (1 = every step); above it the output is plain Eq. 8 and no reference row is
+    computed (:func:`guidance_at`).
     """
 
     def __init__(
@@ -297,10 +299,12 @@ class MixedOutput:
         guidance: float = 1.0,
         reference: Reference | None = None,
         smoothing: float = 0.0,
+        interval: float = 1.0,
     ):
         _check_thresholds(k_max, k_min)
         check_smoothing(smoothing)
-        self.smoothing = float(smoothing)
+        check_interval(interval)
+        self.smoothing, self.interval = float(smoothing), float(interval)
         self.reference = reference or Reference()
         check_guidance(model, guidance, self.reference.name)
         per_frame = isinstance(weights, FrameMix)
@@ -334,16 +338,17 @@ class MixedOutput:
     def __call__(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         t = float(t)
         active = self.active(t)
-        rows = guided_coefficients(active, self.guidance)  # [(name | None, coefficient)]
+        guidance = guidance_at(self.guidance, self.interval, self.model.noise_level(t))
+        rows = guided_coefficients(active, guidance)  # [(name | None, coefficient)]
         self.n_evaluations += 1
         names = [name for name, _ in rows]
         if self.sequential:
             outputs = torch.stack([self._forward(x, t, [name]) for name in names], dim=1)
         else:
             outputs = self._forward(x, t, names).view(x.shape[0], len(rows), *x.shape[1:])
-        if self.smoothing > 0 and self.guidance != 1.0:  # the last row is the reference
+        if self.smoothing > 0 and guidance != 1.0:  # the last row is the reference
             mix = _combine(outputs[:, :-1], [c for _, c in guided_coefficients(active, 1.0)], x)
-            return mix + (self.guidance - 1.0) * smooth_frequencies(mix - outputs[:, -1], self.smoothing)
+            return mix + (guidance - 1.0) * smooth_frequencies(mix - outputs[:, -1], self.smoothing)
         return _combine(outputs, [c for _, c in rows], x)
 
     def _forward(self, x: torch.Tensor, t: float, names: list[str | None]) -> torch.Tensor:
@@ -399,6 +404,21 @@ def check_smoothing(smoothing: float) -> None:
     if not (math.isfinite(smoothing) and smoothing >= 0):
         raise EmomixError(f"guidance smoothing must be a finite number of mel bins ≥ 0, got {smoothing}; "
                           f"0 turns it off")
+
+
+def guidance_at(guidance: float, interval: float, level: float) -> float:
+    """The guidance w in use at noise ``level`` (1 = noise, 0 = data): ``guidance`` inside the
+    interval ``level ≤ interval``, else 1 (plain Eq. 8). Guidance in a limited interval
+    (Kynkäänniemi et al., 2024): at high noise levels its push drives the sample off the data
+    (docs/DESIGN.md §1.4). The comparison allows float rounding (1 − 0.3 is 0.7000000000000001)."""
+    return float(guidance) if level <= interval + 1e-6 else 1.0
+
+
+def check_interval(interval: float) -> None:
+    """EmomixError unless the guidance interval is a noise level in [0, 1]."""
+    if not (math.isfinite(interval) and 0.0 <= interval <= 1.0):
+        raise EmomixError(f"guidance interval must be a noise level in [0, 1], got {interval}; "
+                          "1 guides every step, 0.6 only the quieter steps")
 
 
 def check_guidance(model, guidance: float, reference: str = NULL) -> None:
