@@ -205,7 +205,7 @@ def headline(report: Report) -> dict:
     }  # fmt: skip
 
 
-# The bar a model passes before it becomes the default (issue 27; docs/DESIGN.md §9): against the
+# The bar a model passes before it becomes the default (issue 27; docs/DESIGN.md §8): against the
 # real renders of the same sentences, then absolute limits on every speaker and emotion.
 DEFAULT_WER_MARGIN = 0.10  # Whisper WER <= ground truth + 0.10
 DEFAULT_DNSMOS_MARGIN = 0.3  # DNSMOS P.808 >= ground truth - 0.3
